@@ -1,0 +1,1 @@
+//! Layered configuration (defaults < user file < project `tack.toml` < initializationOptions < `TACK_*`).

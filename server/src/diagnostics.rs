@@ -1,0 +1,1 @@
+//! Diagnostics per (server, uri), versioned; the merged view; waiting for fresh results.

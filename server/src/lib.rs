@@ -1,0 +1,14 @@
+//! tack: an open, provider-agnostic coding-agent harness shipped as a language server.
+//!
+//! The library holds everything; `main.rs` is only the command-line edge. See
+//! `ARCHITECTURE.md` at the repository root for the code map and the invariants.
+
+pub mod config;
+pub mod diagnostics;
+pub mod documents;
+pub mod jsonrpc;
+pub mod logging;
+pub mod providers;
+pub mod proxy;
+pub mod server_id;
+pub mod snapshots;

@@ -1,0 +1,1 @@
+//! Model providers: catalog, wire adapters, auth, usage and cost.

@@ -1,0 +1,1 @@
+//! The editor-facing proxy: main loop, child servers, routing and merging.

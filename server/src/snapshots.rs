@@ -1,0 +1,1 @@
+//! Snapshots: a git2 shadow store for undo/redo of agent changes.

@@ -1,0 +1,2 @@
+//! Proxy benchmark: the same request mix directly against a server and through tack.
+fn main() {}

@@ -1,0 +1,2 @@
+//! A scriptable fake language server for tests and benchmarks.
+fn main() {}
