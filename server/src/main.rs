@@ -1,9 +1,15 @@
 //! The `tack` command line: the binary edge, where errors become `anyhow` reports.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "tack", version, about = "An open coding-agent harness shipped as a language server")]
+#[command(
+    name = "tack",
+    version,
+    about = "An open, provider-agnostic coding-agent harness, shipped as a language server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -11,18 +17,53 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the Language Server Protocol (stdio by default).
+    /// Serve the Language Server Protocol to an editor (stdio unless --listen is given).
     Lsp {
-        /// Listen on a loopback TCP address (127.0.0.1:PORT, [::1]:PORT) or a Unix socket path.
-        #[arg(long)]
+        /// Serve on a loopback address (127.0.0.1:PORT, [::1]:PORT, localhost:PORT) or a Unix
+        /// socket (unix:/path). Other addresses are refused; use an SSH tunnel for remote use.
+        #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Accepted for editors that pass it to every language server; stdio is the default.
+        #[arg(long, hide = true)]
+        stdio: bool,
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tack::logging::init_stderr();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("tack: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
     match cli.command {
-        Command::Lsp { listen: _ } => Ok(()),
+        Command::Lsp { listen: None, .. } => {
+            let end = runtime.block_on(tack::proxy::serve_stdio());
+            // Background tasks (child waiters, stdin reader) must not keep the process alive.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            Ok(match end {
+                tack::proxy::SessionEnd::Clean => ExitCode::SUCCESS,
+                tack::proxy::SessionEnd::Abrupt => ExitCode::from(1),
+            })
+        }
+        Command::Lsp {
+            listen: Some(address),
+            ..
+        } => {
+            let address = tack::proxy::listen::parse_listen_address(&address)?;
+            runtime.block_on(tack::proxy::listen::serve_listener(address))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -95,10 +95,10 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
                 }
                 None => {
                     let shown = String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned();
-                    return Ok(Frame::Skipped(self.skip_to_next_header(format!(
-                        "not a header line: {shown:?}"
-                    ))
-                    .await?));
+                    return Ok(Frame::Skipped(
+                        self.skip_to_next_header(format!("not a header line: {shown:?}"))
+                            .await?,
+                    ));
                 }
             }
         }

@@ -195,14 +195,14 @@ impl Message {
             }),
             (None, id) => {
                 let error = match wire.error {
-                    Some(raw) if raw.get() != NULL_JSON => {
-                        Some(serde_json::from_str::<ResponseError>(raw.get()).map_err(|e| {
+                    Some(raw) if raw.get() != NULL_JSON => Some(
+                        serde_json::from_str::<ResponseError>(raw.get()).map_err(|e| {
                             MessageError::InvalidShape {
                                 id: id.clone(),
                                 reason: format!("malformed error object: {e}"),
                             }
-                        })?)
-                    }
+                        })?,
+                    ),
                     _ => None,
                 };
                 if wire.result.is_none() && error.is_none() {
@@ -426,6 +426,9 @@ mod tests {
             result: None,
             error: None,
         });
-        assert_eq!(r.to_json().unwrap(), r#"{"jsonrpc":"2.0","id":2,"result":null}"#);
+        assert_eq!(
+            r.to_json().unwrap(),
+            r#"{"jsonrpc":"2.0","id":2,"result":null}"#
+        );
     }
 }
