@@ -1,1 +1,0 @@
-//! Layered configuration (defaults < user file < project `tack.toml` < initializationOptions < `TACK_*`).
