@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod diagnostics;
+pub mod doctor;
 pub mod documents;
 pub mod jsonrpc;
 pub mod logging;

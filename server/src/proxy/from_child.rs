@@ -135,7 +135,8 @@ impl Proxy {
         let editor_can_answer = self.client_capabilities["workspace"]["configuration"]
             .as_bool()
             .unwrap_or(false);
-        if settings.is_null() && editor_can_answer {
+        let has_settings = settings.as_object().is_some_and(|s| !s.is_empty());
+        if !has_settings && editor_can_answer {
             return self.forward_child_request(server, generation, request);
         }
         let items = request
@@ -145,7 +146,7 @@ impl Proxy {
             .unwrap_or_default();
         let answers: Vec<Value> = items
             .iter()
-            .map(|item| settings_section(&settings, item["section"].as_str()))
+            .map(|item| crate::config::settings_section(&settings, item["section"].as_str()))
             .collect();
         self.answer_child(server, request.id, result_response(&answers));
     }
@@ -249,22 +250,6 @@ fn token_key(token: &Value) -> String {
     }
 }
 
-/// One `workspace/configuration` answer: the settings under a dotted section path, all of
-/// them when no section is named, `null` when absent.
-pub fn settings_section(settings: &Value, section: Option<&str>) -> Value {
-    let Some(section) = section.filter(|s| !s.is_empty()) else {
-        return settings.clone();
-    };
-    let mut current = settings;
-    for part in section.split('.') {
-        match current.get(part) {
-            Some(next) => current = next,
-            None => return Value::Null,
-        }
-    }
-    current.clone()
-}
-
 /// A success response without an id yet (the caller fills it in).
 fn result_response(value: &impl serde::Serialize) -> Response {
     match serde_json::value::to_raw_value(value) {
@@ -284,18 +269,6 @@ fn result_response(value: &impl serde::Serialize) -> Response {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn settings_sections_by_dotted_path() {
-        let s = json!({"python": {"analysis": {"typeCheckingMode": "strict"}}});
-        assert_eq!(
-            settings_section(&s, Some("python.analysis")),
-            json!({"typeCheckingMode": "strict"})
-        );
-        assert_eq!(settings_section(&s, Some("python.missing")), Value::Null);
-        assert_eq!(settings_section(&s, None), s);
-        assert_eq!(settings_section(&s, Some("")), s);
-    }
 
     #[test]
     fn tokens_are_mapped_per_server() {
