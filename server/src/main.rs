@@ -27,6 +27,13 @@ enum Command {
         #[arg(long, hide = true)]
         stdio: bool,
     },
+    /// Show which language servers were found for which languages, the configuration files
+    /// read, and any problems.
+    Doctor {
+        /// The workspace folder to check (default: the current folder).
+        #[arg(value_name = "FOLDER")]
+        folder: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +50,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Doctor { folder } = &cli.command {
+        let folder = match folder {
+            Some(folder) => folder.clone(),
+            None => std::env::current_dir().context("cannot read the current folder")?,
+        };
+        let sources = tack::config::ConfigSources::from_env(Some(folder.clone()), None);
+        let report = tack::doctor::report(&folder, &sources);
+        write_stdout(&report.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,5 +82,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(tack::proxy::listen::serve_listener(address))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Doctor { .. } => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Writes a command's report to stdout (never used by `tack lsp`, whose stdout is the protocol).
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        stdout.write_all(b"\n")?;
+    }
+    stdout.flush()?;
+    Ok(())
 }
