@@ -1,1 +1,2 @@
 //! The one integration-test binary: modules per area, sharing `support`.
+mod e2e;
