@@ -1,57 +1,541 @@
-//! STUB
+//! The store of open documents: ropey text, versions, UTF-16 positions, incremental sync.
+//!
+//! The proxy's main loop owns one [`DocumentStore`] and feeds it every `didOpen`,
+//! `didChange` and `didClose` the editor sends, so tack always holds the exact text of
+//! every open buffer (unsaved edits included). Positions are LSP positions: a zero-based
+//! line and a column in UTF-16 code units. Lines end at `\n`, `\r\n` or a lone `\r` and
+//! nowhere else: ropey is built with only its `cr_lines` feature (not `unicode_lines`), so
+//! its line numbering is the LSP one; `tests::only_lsp_line_breaks_count` holds that.
+
+use std::collections::HashMap;
+
+use ropey::Rope;
 use serde::{Deserialize, Serialize};
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+
+/// A position in a document: zero-based line, and a zero-based column counted in UTF-16
+/// code units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Position {
     pub line: u32,
     pub character: u32,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+
+/// A range between two positions; `end` is exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Range {
     pub start: Position,
     pub end: Position,
 }
-#[derive(Debug, Clone, Serialize, Deserialize)]
+
+/// One `TextDocumentContentChangeEvent`: a replacement of `range` by `text`, or, without a
+/// range, the whole new text of the document. The deprecated `rangeLength` is accepted on
+/// the wire and ignored (the range alone is authoritative).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContentChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<Range>,
     pub text: String,
 }
+
 #[derive(Debug, thiserror::Error)]
-#[error("x")]
-pub struct DocumentError;
+pub enum DocumentError {
+    #[error("document {uri} is not open")]
+    NotOpen { uri: String },
+}
+
+/// One open document as the editor last described it.
+#[derive(Debug, Clone)]
 pub struct Document {
     pub uri: String,
     pub language_id: String,
     pub version: i32,
-    pub text: ropey::Rope,
+    pub text: Rope,
 }
+
 impl Document {
+    pub fn new(uri: String, language_id: String, version: i32, text: &str) -> Self {
+        Self {
+            uri,
+            language_id,
+            version,
+            text: Rope::from_str(text),
+        }
+    }
+
+    /// The char index a position designates, clamped the way the LSP asks: a column past
+    /// the end of its line means the end of the line (before its line break), a line past
+    /// the last line means the end of the document, and a column in the middle of a
+    /// surrogate pair means the start of that character.
+    pub fn position_to_char(&self, position: Position) -> usize {
+        let line = position.line as usize;
+        if line >= self.text.len_lines() {
+            return self.text.len_chars();
+        }
+        let line_start = self.text.line_to_char(line);
+        let line_end = self.line_content_end(line);
+        let line_start_utf16 = self.text.char_to_utf16_cu(line_start);
+        let line_end_utf16 = self.text.char_to_utf16_cu(line_end);
+        let target_utf16 = line_start_utf16
+            .saturating_add(position.character as usize)
+            .min(line_end_utf16);
+        // Ropey maps a code unit inside a surrogate pair to the char that holds it.
+        self.text.utf16_cu_to_char(target_utf16)
+    }
+
+    /// The position of a char index (clamped to the end of the document).
+    pub fn char_to_position(&self, char_index: usize) -> Position {
+        let char_index = char_index.min(self.text.len_chars());
+        let line = self.text.char_to_line(char_index);
+        let line_start = self.text.line_to_char(line);
+        let column =
+            self.text.char_to_utf16_cu(char_index) - self.text.char_to_utf16_cu(line_start);
+        Position {
+            line: saturating_u32(line),
+            character: saturating_u32(column),
+        }
+    }
+
     pub fn text_string(&self) -> String {
         self.text.to_string()
     }
+
+    /// The number of lines as the LSP counts them: a document ending in a line break has
+    /// an empty last line after it, and an empty document has one line.
+    pub fn line_count(&self) -> usize {
+        self.text.len_lines()
+    }
+
+    /// Applies one content change. A range whose end comes before its start is taken with
+    /// its ends swapped (and logged): the editor and the children see the same change, and
+    /// refusing it would leave tack's text out of step with both.
+    pub fn apply_change(&mut self, change: &ContentChange) {
+        let Some(range) = change.range else {
+            self.text = Rope::from_str(&change.text);
+            return;
+        };
+        let mut start = self.position_to_char(range.start);
+        let mut end = self.position_to_char(range.end);
+        if end < start {
+            tracing::warn!(uri = %self.uri, ?range, "content change range ends before it starts; swapping its ends");
+            std::mem::swap(&mut start, &mut end);
+        }
+        self.text.remove(start..end);
+        self.text.insert(start, &change.text);
+    }
+
+    /// The char index where the content of `line` ends, before its line break.
+    fn line_content_end(&self, line: usize) -> usize {
+        let next_line_start = self.text.line_to_char(line + 1);
+        let line_start = self.text.line_to_char(line);
+        let mut end = next_line_start;
+        if end > line_start && self.text.char(end - 1) == '\n' {
+            end -= 1;
+        }
+        if end > line_start && self.text.char(end - 1) == '\r' {
+            // A lone `\r`, or the `\r` of a `\r\n` whose `\n` was just stepped over.
+            // A `\r` right after a `\n` cannot be reached here: that `\n` ended the line.
+            end -= 1;
+        }
+        end
+    }
 }
-#[derive(Default)]
-pub struct DocumentStore;
+
+fn saturating_u32(value: usize) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+/// Every document the editor has open, by uri. Owned by the proxy's main loop.
+#[derive(Debug, Default)]
+pub struct DocumentStore {
+    documents: HashMap<String, Document>,
+}
+
 impl DocumentStore {
-    pub fn open(&mut self, _uri: String, _l: String, _v: i32, _t: String) {}
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a `didOpen`. Opening a uri that is already open replaces it (the editor
+    /// should not do that; the newest text wins).
+    pub fn open(&mut self, uri: String, language_id: String, version: i32, text: &str) {
+        if self.documents.contains_key(&uri) {
+            tracing::warn!(%uri, "document opened twice; the new text replaces the old");
+        }
+        let document = Document::new(uri.clone(), language_id, version, text);
+        self.documents.insert(uri, document);
+    }
+
+    /// Applies a `didChange`: the changes in order, then the new version.
     pub fn change(
         &mut self,
-        _uri: &str,
-        _v: i32,
-        _c: &[ContentChange],
+        uri: &str,
+        version: i32,
+        changes: &[ContentChange],
     ) -> Result<&Document, DocumentError> {
-        Err(DocumentError)
+        let document = self
+            .documents
+            .get_mut(uri)
+            .ok_or_else(|| DocumentError::NotOpen {
+                uri: uri.to_owned(),
+            })?;
+        for change in changes {
+            document.apply_change(change);
+        }
+        document.version = version;
+        Ok(document)
     }
-    pub fn close(&mut self, _uri: &str) -> Option<Document> {
-        None
+
+    pub fn close(&mut self, uri: &str) -> Option<Document> {
+        self.documents.remove(uri)
     }
-    pub fn get(&self, _uri: &str) -> Option<&Document> {
-        None
+
+    pub fn get(&self, uri: &str) -> Option<&Document> {
+        self.documents.get(uri)
     }
+
     pub fn iter(&self) -> impl Iterator<Item = &Document> {
-        std::iter::empty()
+        self.documents.values()
     }
+
     pub fn len(&self) -> usize {
-        0
+        self.documents.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.documents.is_empty()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn pos(line: u32, character: u32) -> Position {
+        Position { line, character }
+    }
+
+    fn edit(start: Position, end: Position, text: &str) -> ContentChange {
+        ContentChange {
+            range: Some(Range { start, end }),
+            text: text.to_owned(),
+        }
+    }
+
+    fn doc(text: &str) -> Document {
+        Document::new("file:///a.rs".into(), "rust".into(), 1, text)
+    }
+
+    #[test]
+    fn content_change_reads_lsp_json_and_ignores_range_length() {
+        let change: ContentChange = serde_json::from_str(
+            r#"{"range":{"start":{"line":1,"character":2},"end":{"line":1,"character":4}},"rangeLength":2,"text":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(change, edit(pos(1, 2), pos(1, 4), "x"));
+        let full: ContentChange = serde_json::from_str(r#"{"text":"all"}"#).unwrap();
+        assert_eq!(full.range, None);
+        assert_eq!(serde_json::to_string(&full).unwrap(), r#"{"text":"all"}"#);
+    }
+
+    #[test]
+    fn incremental_edit_across_lines() {
+        let mut document = doc("fn main() {\n    let x = 1;\n}\n");
+        document.apply_change(&edit(pos(0, 9), pos(1, 9), " -> i32 {\n    let y"));
+        assert_eq!(
+            document.text_string(),
+            "fn main() -> i32 {\n    let y = 1;\n}\n"
+        );
+        document.apply_change(&edit(pos(1, 14), pos(2, 0), "\n    y\n"));
+        assert_eq!(
+            document.text_string(),
+            "fn main() -> i32 {\n    let y = 1;\n    y\n}\n"
+        );
+        assert_eq!(document.line_count(), 5);
+    }
+
+    #[test]
+    fn insert_and_delete_at_document_end() {
+        let mut document = doc("ab\ncd");
+        document.apply_change(&edit(pos(1, 2), pos(1, 2), "\nef"));
+        assert_eq!(document.text_string(), "ab\ncd\nef");
+        document.apply_change(&edit(pos(1, 2), pos(2, 2), ""));
+        assert_eq!(document.text_string(), "ab\ncd");
+        // A document ending in a line break has an empty last line to insert into.
+        let mut trailing = doc("ab\n");
+        assert_eq!(trailing.line_count(), 2);
+        trailing.apply_change(&edit(pos(1, 0), pos(1, 0), "z"));
+        assert_eq!(trailing.text_string(), "ab\nz");
+    }
+
+    #[test]
+    fn multi_byte_and_astral_characters_count_utf16_units() {
+        // é and 中 are one UTF-16 unit each, 😀 is two.
+        let mut document = doc("é中😀x\n");
+        assert_eq!(document.position_to_char(pos(0, 2)), 2);
+        assert_eq!(document.position_to_char(pos(0, 4)), 3);
+        assert_eq!(document.char_to_position(3), pos(0, 4));
+        assert_eq!(document.char_to_position(4), pos(0, 5));
+        document.apply_change(&edit(pos(0, 2), pos(0, 4), "ü"));
+        assert_eq!(document.text_string(), "é中üx\n");
+    }
+
+    #[test]
+    fn position_inside_a_surrogate_pair_clamps_to_the_character_start() {
+        let mut document = doc("a😀b");
+        assert_eq!(document.position_to_char(pos(0, 2)), 1);
+        document.apply_change(&edit(pos(0, 2), pos(0, 2), "X"));
+        assert_eq!(document.text_string(), "aX😀b");
+        // From inside the pair to after it: the whole character is replaced.
+        document.apply_change(&edit(pos(0, 3), pos(0, 4), "Y"));
+        assert_eq!(document.text_string(), "aXYb");
+    }
+
+    #[test]
+    fn crlf_and_lone_cr_end_lines() {
+        let mut document = doc("ab\r\ncd\ref\n");
+        assert_eq!(document.line_count(), 4);
+        assert_eq!(document.position_to_char(pos(1, 0)), 4);
+        assert_eq!(document.position_to_char(pos(2, 1)), 8);
+        // A column past the end of a CRLF line stops before the `\r`.
+        assert_eq!(document.position_to_char(pos(0, 9)), 2);
+        assert_eq!(document.position_to_char(pos(1, 9)), 6);
+        assert_eq!(document.char_to_position(7), pos(2, 0));
+        document.apply_change(&edit(pos(0, 2), pos(1, 0), " "));
+        assert_eq!(document.text_string(), "ab cd\ref\n");
+        assert_eq!(document.line_count(), 3);
+    }
+
+    #[test]
+    fn only_lsp_line_breaks_count() {
+        // Vertical tab, form feed, NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR are
+        // ordinary characters to the LSP.
+        let document = doc("a\u{0b}b\u{0c}c\u{85}d\u{2028}e\u{2029}f\ng");
+        assert_eq!(document.line_count(), 2);
+        assert_eq!(document.position_to_char(pos(0, 10)), 10);
+        assert_eq!(document.position_to_char(pos(1, 0)), 12);
+        assert_eq!(document.char_to_position(9), pos(0, 9));
+    }
+
+    #[test]
+    fn full_replacement_change() {
+        let mut document = doc("old\ntext");
+        document.apply_change(&ContentChange {
+            range: None,
+            text: "new".into(),
+        });
+        assert_eq!(document.text_string(), "new");
+        assert_eq!(document.line_count(), 1);
+    }
+
+    #[test]
+    fn out_of_range_positions_clamp() {
+        let document = doc("abc\nde");
+        assert_eq!(document.position_to_char(pos(0, 99)), 3);
+        assert_eq!(document.position_to_char(pos(1, 99)), 6);
+        assert_eq!(document.position_to_char(pos(7, 0)), 6);
+        assert_eq!(document.position_to_char(pos(u32::MAX, u32::MAX)), 6);
+        assert_eq!(document.char_to_position(99), pos(1, 2));
+        let mut reversed = doc("abcdef");
+        reversed.apply_change(&edit(pos(0, 4), pos(0, 1), "X"));
+        assert_eq!(reversed.text_string(), "aXef");
+    }
+
+    #[test]
+    fn store_tracks_open_change_close() {
+        let mut store = DocumentStore::new();
+        assert!(store.is_empty());
+        store.open("file:///a.py".into(), "python".into(), 1, "x = 1\n");
+        store.open("file:///b.py".into(), "python".into(), 3, "");
+        assert_eq!(store.len(), 2);
+        let changed = store
+            .change(
+                "file:///a.py",
+                4,
+                &[
+                    edit(pos(0, 4), pos(0, 5), "2"),
+                    edit(pos(1, 0), pos(1, 0), "y = x\n"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(changed.version, 4);
+        assert_eq!(changed.text_string(), "x = 2\ny = x\n");
+        let error = store.change("file:///c.py", 2, &[]).unwrap_err();
+        assert!(error.to_string().contains("file:///c.py"), "{error}");
+        let mut uris: Vec<_> = store.iter().map(|d| d.uri.as_str()).collect();
+        uris.sort_unstable();
+        assert_eq!(uris, ["file:///a.py", "file:///b.py"]);
+        let closed = store.close("file:///a.py").unwrap();
+        assert_eq!(closed.language_id, "python");
+        assert!(store.get("file:///a.py").is_none());
+        assert!(store.close("file:///a.py").is_none());
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn reopening_replaces_the_text() {
+        let mut store = DocumentStore::new();
+        store.open("file:///a.py".into(), "python".into(), 1, "old");
+        store.open("file:///a.py".into(), "python".into(), 7, "new");
+        let document = store.get("file:///a.py").unwrap();
+        assert_eq!(
+            (document.version, document.text_string().as_str()),
+            (7, "new")
+        );
+        assert_eq!(store.len(), 1);
+    }
+
+    /// A deliberately simple model of an LSP document: UTF-16 code units in a Vec, lines
+    /// found by scanning.
+    struct Utf16Document {
+        units: Vec<u16>,
+    }
+
+    impl Utf16Document {
+        /// (start, content end) of every line, in code units.
+        fn lines(&self) -> Vec<(usize, usize)> {
+            let mut lines = Vec::new();
+            let (mut start, mut i) = (0, 0);
+            while i < self.units.len() {
+                match self.units[i] {
+                    0x0a => {
+                        lines.push((start, i));
+                        i += 1;
+                        start = i;
+                    }
+                    0x0d => {
+                        lines.push((start, i));
+                        i += if self.units.get(i + 1) == Some(&0x0a) {
+                            2
+                        } else {
+                            1
+                        };
+                        start = i;
+                    }
+                    _ => i += 1,
+                }
+            }
+            lines.push((start, self.units.len()));
+            lines
+        }
+
+        fn offset(&self, position: Position) -> usize {
+            let lines = self.lines();
+            let Some(&(start, end)) = lines.get(position.line as usize) else {
+                return self.units.len();
+            };
+            let offset = (start + position.character as usize).min(end);
+            let inside_pair = offset > start
+                && self
+                    .units
+                    .get(offset)
+                    .is_some_and(|u| (0xdc00..0xe000).contains(u))
+                && (0xd800..0xdc00).contains(&self.units[offset - 1]);
+            if inside_pair { offset - 1 } else { offset }
+        }
+
+        fn position(&self, offset: usize) -> Position {
+            let lines = self.lines();
+            let line = lines
+                .iter()
+                .rposition(|&(start, _)| start <= offset)
+                .unwrap();
+            Position {
+                line: line as u32,
+                character: (offset - lines[line].0) as u32,
+            }
+        }
+
+        fn apply(&mut self, change: &ContentChange) {
+            let new_units = change.text.encode_utf16();
+            match change.range {
+                None => self.units = new_units.collect(),
+                Some(range) => {
+                    let (a, b) = (self.offset(range.start), self.offset(range.end));
+                    self.units.splice(a.min(b)..a.max(b), new_units);
+                }
+            }
+        }
+
+        fn text(&self) -> String {
+            String::from_utf16(&self.units).unwrap()
+        }
+    }
+
+    /// xorshift64*: deterministic, good enough to pick edits.
+    struct Prng(u64);
+
+    impl Prng {
+        fn below(&mut self, bound: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % bound
+        }
+    }
+
+    #[test]
+    fn random_edits_match_a_utf16_model() {
+        const PIECES: [&str; 11] = [
+            "a", "bc", "é", "中", "😀", "\n", "\r\n", "\r", " ", "xy😀é", "\u{2028}",
+        ];
+        let mut rng = Prng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..40 {
+            let initial = "line one\r\nzwei 😀\rdrei 中\n\nend";
+            let mut store = DocumentStore::new();
+            store.open("file:///r.txt".into(), "plaintext".into(), 0, initial);
+            let mut model = Utf16Document {
+                units: initial.encode_utf16().collect(),
+            };
+            for step in 1..=60 {
+                let text: String = (0..rng.below(4))
+                    .map(|_| PIECES[rng.below(PIECES.len())])
+                    .collect();
+                let lines = model.lines().len();
+                let random_position =
+                    |rng: &mut Prng| pos(rng.below(lines + 2) as u32, rng.below(14) as u32);
+                let change = if rng.below(25) == 0 {
+                    ContentChange { range: None, text }
+                } else {
+                    let (start, end) = (random_position(&mut rng), random_position(&mut rng));
+                    edit(start.min(end), start.max(end), &text)
+                };
+                model.apply(&change);
+                let document = store
+                    .change("file:///r.txt", step, std::slice::from_ref(&change))
+                    .unwrap();
+                let expected = model.text();
+                assert_eq!(
+                    document.text_string(),
+                    expected,
+                    "round {round} step {step} after {change:?}"
+                );
+                assert_eq!(
+                    document.line_count(),
+                    model.lines().len(),
+                    "round {round} step {step}"
+                );
+
+                let char_index = rng.below(expected.chars().count() + 1);
+                let offset: usize = expected.chars().take(char_index).map(char::len_utf16).sum();
+                assert_eq!(
+                    document.char_to_position(char_index),
+                    model.position(offset),
+                    "round {round} step {step} char {char_index}"
+                );
+                let probe = random_position(&mut rng);
+                let probe_offset = model.offset(probe);
+                let probe_char = document.position_to_char(probe);
+                let probe_char_offset: usize =
+                    expected.chars().take(probe_char).map(char::len_utf16).sum();
+                assert_eq!(
+                    probe_char_offset, probe_offset,
+                    "round {round} step {step} probe {probe:?}"
+                );
+            }
+        }
     }
 }

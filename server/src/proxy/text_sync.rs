@@ -80,7 +80,7 @@ impl Proxy {
         };
         let uri = doc.uri.clone();
         self.documents
-            .open(doc.uri, doc.language_id, doc.version, doc.text);
+            .open(doc.uri, doc.language_id, doc.version, &doc.text);
         if let Some(language) = self.language_for(&uri) {
             self.ensure_language_started(&language);
         }
