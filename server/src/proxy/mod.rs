@@ -1,1 +1,3 @@
 //! The editor-facing proxy: main loop, child servers, routing and merging.
+
+pub mod capabilities;
