@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash tests/e2e/setup.sh
 # shellcheck source=/dev/null
-. "${TACK_TOOLS_DIR:-$HOME/.cache/tack-tools}/env.sh"
+. "${E2E_TOOLS_DIR:-$HOME/.cache/tack-tools}/env.sh"
 
 failed=()
 step() {  # step NAME COMMAND...: runs COMMAND, remembering NAME if it fails

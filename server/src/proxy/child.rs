@@ -124,7 +124,7 @@ impl Child {
             outgoing: None,
             process: None,
             capabilities: Value::Null,
-            sync: ChildSync::default(),
+            sync: super::capabilities::child_sync(&Value::Null),
             next_request_id: 1,
             pending: HashMap::new(),
             queued: Vec::new(),

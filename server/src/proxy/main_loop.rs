@@ -147,7 +147,7 @@ impl Proxy {
             diagnostics: DiagnosticStore::default(),
             children: BTreeMap::new(),
             language_servers: BTreeMap::new(),
-            merged: MergedCapabilities::default(),
+            merged: super::capabilities::merge_server_capabilities(&[]),
             inflight: HashMap::new(),
             editor_bound: HashMap::new(),
             next_editor_bound_id: 1,

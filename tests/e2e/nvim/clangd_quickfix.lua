@@ -5,11 +5,11 @@
 --   nvim --headless --clean -u NONE -c "luafile tests/e2e/nvim/clangd_quickfix.lua"
 --
 -- Environment:
---   TACK_E2E_SERVER_CMD  JSON array, the server command: ["clangd"] or ["/path/to/tack","lsp"]
---   TACK_E2E_WORKSPACE   workspace folder (the server's root)
---   TACK_E2E_FILE        the C file to open; relative paths are inside the workspace (default main.c)
---   TACK_E2E_RESULT      where to write the JSON result
---   TACK_E2E_TIMEOUT_MS  longest wait for the server at each step (default 30000)
+--   E2E_SERVER_CMD  JSON array, the server command: ["clangd"] or ["/path/to/tack","lsp"]
+--   E2E_WORKSPACE   workspace folder (the server's root)
+--   E2E_FILE        the C file to open; relative paths are inside the workspace (default main.c)
+--   E2E_RESULT      where to write the JSON result
+--   E2E_TIMEOUT_MS  longest wait for the server at each step (default 30000)
 --
 -- Result: { server_cmd, file, offset_encoding, text_before, diagnostics = [{message, severity,
 -- source, range}], actions = [{title, kind, has_edit, has_command, is_preferred}], applied
@@ -58,17 +58,17 @@ end
 
 local function run()
   result.lsp_log = vim.lsp.log.get_filename()
-  local timeout_ms = tonumber(vim.env.TACK_E2E_TIMEOUT_MS or '') or 30000
-  local workspace = vim.env.TACK_E2E_WORKSPACE
-  assert(workspace, 'TACK_E2E_WORKSPACE is not set')
+  local timeout_ms = tonumber(vim.env.E2E_TIMEOUT_MS or '') or 30000
+  local workspace = vim.env.E2E_WORKSPACE
+  assert(workspace, 'E2E_WORKSPACE is not set')
   workspace = vim.fs.normalize(vim.fn.fnamemodify(workspace, ':p'))
-  local server_cmd = vim.env.TACK_E2E_SERVER_CMD
-  assert(server_cmd, 'TACK_E2E_SERVER_CMD is not set')
+  local server_cmd = vim.env.E2E_SERVER_CMD
+  assert(server_cmd, 'E2E_SERVER_CMD is not set')
   local cmd = vim.json.decode(server_cmd)
-  assert(type(cmd) == 'table' and #cmd > 0, 'TACK_E2E_SERVER_CMD must be a non-empty JSON array')
+  assert(type(cmd) == 'table' and #cmd > 0, 'E2E_SERVER_CMD must be a non-empty JSON array')
   result.server_cmd = cmd
 
-  local file = vim.env.TACK_E2E_FILE or 'main.c'
+  local file = vim.env.E2E_FILE or 'main.c'
   if not vim.startswith(file, '/') then
     file = vim.fs.joinpath(workspace, file)
   end
@@ -181,7 +181,7 @@ if not ok then
   fail('script error: ' .. tostring(err))
 end
 
-local path = vim.env.TACK_E2E_RESULT
+local path = vim.env.E2E_RESULT
 if path then
   local json = vim.json.encode(result)
   local handle = io.open(path, 'w')
@@ -190,7 +190,7 @@ if path then
     handle:close()
   end
 else
-  io.stderr:write('TACK_E2E_RESULT is not set; result: ' .. vim.json.encode(result) .. '\n')
+  io.stderr:write('E2E_RESULT is not set; result: ' .. vim.json.encode(result) .. '\n')
 end
 
 if #result.errors == 0 and result.applied then
