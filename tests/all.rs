@@ -1,1 +1,6 @@
 //! The one integration-test binary: modules per area, sharing `support`.
+// Tests may unwrap: a failed unwrap is a failed test with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fake_lsp_selftest;
+mod support;
