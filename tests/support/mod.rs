@@ -6,7 +6,7 @@
 
 pub mod client;
 
-pub use client::{DEFAULT_TIMEOUT, TestClient};
+pub use client::TestClient;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
