@@ -1,2 +1,9 @@
 //! The one integration-test binary: modules per area, sharing `support`.
+
+// Tests may unwrap: a failed unwrap is a failed test with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod e2e;
+mod fake_lsp_selftest;
+mod proxy;
+mod support;
