@@ -78,11 +78,11 @@ const PROGRESS_TOKEN: &str = "fake-progress";
 
 fn main() {
     let flags = Flags::parse();
-    if flags.crash_on_start {
-        std::process::exit(3);
-    }
     if let Some(text) = &flags.stderr {
         eprintln!("{text}");
+    }
+    if flags.crash_on_start {
+        std::process::exit(3);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How many stderr lines are kept for the message shown when a server is given up on.
 const STDERR_TAIL_LINES: usize = 20;
+/// How long an exit report waits for the rest of the child's stderr.
+const STDERR_DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// A server that crashes this often within [`CRASH_WINDOW`] is given up on.
 pub const MAX_CRASHES: usize = 5;
 pub const CRASH_WINDOW: Duration = Duration::from_secs(180);
@@ -196,7 +198,7 @@ impl Child {
 
         let tail = self.stderr_tail.clone();
         let server = self.id.clone();
-        tokio::spawn(async move {
+        let stderr_task = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 tracing::debug!(target: "tack::child_stderr", server = %server, "{line}");
@@ -220,6 +222,9 @@ impl Child {
                     process.wait().await
                 }
             };
+            // The last stderr lines explain a crash: read them before reporting the exit (a
+            // grandchild holding the pipe open must not delay the report for long).
+            let _ = tokio::time::timeout(STDERR_DRAIN_TIMEOUT, stderr_task).await;
             let status = match status {
                 Ok(status) => status.to_string(),
                 Err(error) => format!("unknown ({error})"),
