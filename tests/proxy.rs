@@ -41,6 +41,7 @@ fn workspace_with(servers: &[FakeServer]) -> Workspace {
 fn spawn_tack(workspace: &Workspace) -> TestClient {
     let xdg = workspace.path(".xdg");
     std::fs::create_dir_all(&xdg).unwrap();
+    let log = workspace.path(".xdg/tack.log").display().to_string();
     let xdg = xdg.display().to_string();
     TestClient::spawn(
         &tack_path(),
@@ -49,6 +50,8 @@ fn spawn_tack(workspace: &Workspace) -> TestClient {
         &[
             ("XDG_CONFIG_HOME", xdg.as_str()),
             ("XDG_DATA_HOME", xdg.as_str()),
+            ("XDG_STATE_HOME", xdg.as_str()),
+            ("TACK_LOG_FILE", log.as_str()),
             ("TACK_LOG", "debug"),
         ],
     )
@@ -77,7 +80,12 @@ fn assert_clean_protocol(client: &TestClient) {
 async fn forwards_standard_and_custom_requests_unchanged() {
     let (workspace, client, init) = started(&[ALPHA]).await;
     assert_eq!(init["serverInfo"]["name"], "tack");
-    assert!(init["capabilities"]["hoverProvider"].as_bool().unwrap_or(false) || init["capabilities"]["hoverProvider"].is_object());
+    assert!(
+        init["capabilities"]["hoverProvider"]
+            .as_bool()
+            .unwrap_or(false)
+            || init["capabilities"]["hoverProvider"].is_object()
+    );
     let path = workspace.path("main.fk");
     client.did_open(&path, "fake", "hello world\n");
 
@@ -92,21 +100,32 @@ async fn forwards_standard_and_custom_requests_unchanged() {
     assert!(text.starts_with("alpha hover at 0:1"), "{text}");
 
     // A custom method with odd params comes back exactly as sent.
-    let params = json!({ "textDocument": { "uri": file_uri(&path) }, "z": [1.5, "é", null], "a": {} });
+    let params =
+        json!({ "textDocument": { "uri": file_uri(&path) }, "z": [1.5, "é", null], "a": {} });
     let echo = client.request("fake/echo", params.clone()).await.unwrap();
     assert_eq!(echo["params"], params);
     assert_eq!(echo["server"], "alpha");
 
     // The child's error for an unknown method reaches the editor as the child sent it.
     let error = client
-        .request("fake/noSuchMethod", json!({ "textDocument": { "uri": file_uri(&path) } }))
+        .request(
+            "fake/noSuchMethod",
+            json!({ "textDocument": { "uri": file_uri(&path) } }),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.code, error_code::METHOD_NOT_FOUND);
-    assert!(error.message.contains("fake/noSuchMethod"), "{}", error.message);
+    assert!(
+        error.message.contains("fake/noSuchMethod"),
+        "{}",
+        error.message
+    );
 
     assert_clean_protocol(&client);
     client.shutdown_and_exit().await;
+    // Logs went to stderr and to the log file, never to stdout.
+    let log = workspace.read(".xdg/tack.log");
+    assert!(log.contains("initialized"), "{log}");
 }
 
 #[tokio::test]
@@ -119,7 +138,8 @@ async fn diagnostics_from_two_servers_are_merged_per_uri_and_replaced_per_server
     let path = workspace.path("main.fk");
     let uri = file_uri(&path);
     client.did_open(&path, "fake", "ok\nERROR: first\n");
-    let both = |p: &Value| p["uri"] == uri && p["diagnostics"].as_array().is_some_and(|d| d.len() == 2);
+    let both =
+        |p: &Value| p["uri"] == uri && p["diagnostics"].as_array().is_some_and(|d| d.len() == 2);
     let published = client
         .wait_notification("textDocument/publishDiagnostics", both, WAIT)
         .await;
@@ -169,8 +189,14 @@ async fn completion_and_code_actions_are_merged_and_resolve_finds_the_owner() {
     };
     let (workspace, client, init) = started(&[alpha, beta]).await;
     let triggers = &init["capabilities"]["completionProvider"]["triggerCharacters"];
-    assert!(triggers.as_array().unwrap().contains(&json!(".")), "{triggers}");
-    assert!(triggers.as_array().unwrap().contains(&json!(":")), "{triggers}");
+    assert!(
+        triggers.as_array().unwrap().contains(&json!(".")),
+        "{triggers}"
+    );
+    assert!(
+        triggers.as_array().unwrap().contains(&json!(":")),
+        "{triggers}"
+    );
 
     let path = workspace.path("main.fk");
     client.did_open(&path, "fake", "x\nERROR: broken\n");
@@ -243,7 +269,10 @@ async fn execute_command_goes_to_the_server_that_owns_it() {
     assert_eq!(answer["by"], "beta");
     assert_eq!(answer["executed"], "beta.run");
     let error = client
-        .request("workspace/executeCommand", json!({ "command": "nobody.has" }))
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "nobody.has" }),
+        )
         .await
         .unwrap_err();
     assert!(error.message.contains("nobody.has"), "{}", error.message);
@@ -284,7 +313,11 @@ async fn server_to_client_requests_reach_the_editor_and_answers_go_back() {
             .await
             .unwrap();
         assert_eq!(answer["response"], expected, "{method}");
-        assert_eq!(client.server_requests(method).last(), Some(&params), "{method}");
+        assert_eq!(
+            client.server_requests(method).last(),
+            Some(&params),
+            "{method}"
+        );
     }
 
     // Notifications from the server pass through unchanged, custom ones included.
@@ -342,11 +375,7 @@ async fn progress_tokens_are_mapped_per_server() {
     let token = create["token"].as_str().unwrap().to_owned();
     assert_eq!(token, "alpha/fake-progress");
     let end = client
-        .wait_notification(
-            "$/progress",
-            |p| p["value"]["kind"] == "end",
-            WAIT,
-        )
+        .wait_notification("$/progress", |p| p["value"]["kind"] == "end", WAIT)
         .await;
     assert_eq!(end["token"], token.as_str());
     client.shutdown_and_exit().await;
@@ -360,7 +389,11 @@ async fn cancellation_reaches_the_child_with_its_own_id() {
     let doc = json!({ "uri": file_uri(&path) });
     // Use a string id on the editor side: the child sees tack's numeric id instead.
     let id = tack::jsonrpc::RequestId::String("editor-sleep".to_owned());
-    client.send_request_with_id(id.clone(), "fake/sleep", json!({ "textDocument": doc, "ms": 20000 }));
+    client.send_request_with_id(
+        id.clone(),
+        "fake/sleep",
+        json!({ "textDocument": doc, "ms": 20000 }),
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     client.cancel(&id);
     let error = client.wait_response(&id).await.unwrap_err();
@@ -496,7 +529,12 @@ async fn malformed_editor_input_gets_errors_and_the_session_goes_on() {
         )
         .await
         .unwrap();
-    assert!(hover["contents"]["value"].as_str().unwrap().contains("alpha"));
+    assert!(
+        hover["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("alpha")
+    );
     client.shutdown_and_exit().await;
 }
 
@@ -511,11 +549,15 @@ async fn malformed_child_output_is_skipped_and_answers_still_arrive() {
     client.did_open(&path, "fake", "x\n");
     let doc = json!({ "uri": file_uri(&path) });
     assert_eq!(
-        client.request("fake/garbage", json!({ "textDocument": doc })).await,
+        client
+            .request("fake/garbage", json!({ "textDocument": doc }))
+            .await,
         Ok(json!("ok"))
     );
     assert_eq!(
-        client.request("fake/invalidJson", json!({ "textDocument": doc })).await,
+        client
+            .request("fake/invalidJson", json!({ "textDocument": doc }))
+            .await,
         Ok(json!("ok"))
     );
     assert_clean_protocol(&client);
@@ -559,7 +601,10 @@ async fn exit_without_shutdown_ends_with_status_1_and_children_are_stopped() {
     let path = workspace.path("main.fk");
     client.did_open(&path, "fake", "x\n");
     let received = client
-        .request("fake/received", json!({ "textDocument": { "uri": file_uri(&path) } }))
+        .request(
+            "fake/received",
+            json!({ "textDocument": { "uri": file_uri(&path) } }),
+        )
         .await
         .unwrap();
     assert!(!received.as_array().unwrap().is_empty());
@@ -590,7 +635,10 @@ async fn listen_serves_loopback_tcp_sessions_and_refuses_other_addresses() {
         .unwrap();
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("refusing to listen on 0.0.0.0:0"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0"),
+        "{stderr}"
+    );
     assert!(refused.stdout.is_empty());
 
     let port = {
@@ -621,7 +669,12 @@ async fn listen_serves_loopback_tcp_sessions_and_refuses_other_addresses() {
             )
             .await
             .unwrap();
-        assert!(hover["contents"]["value"].as_str().unwrap().contains("alpha"));
+        assert!(
+            hover["contents"]["value"]
+                .as_str()
+                .unwrap()
+                .contains("alpha")
+        );
         client.shutdown_and_close().await;
     }
     server.kill().await.unwrap();

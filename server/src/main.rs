@@ -38,7 +38,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tack::logging::init_stderr();
+    tack::logging::init();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {

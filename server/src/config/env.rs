@@ -19,8 +19,8 @@ use super::{ConfigSource, ConfigWarning, WarningKind};
 pub const ENV_PREFIX: &str = "TACK_";
 
 /// `TACK_*` variables that are not configuration keys and are never read as such.
-/// `TACK_LOG` is the log filter (see `logging`).
-pub const NON_CONFIG_ENV_VARS: &[&str] = &["TACK_LOG"];
+/// `TACK_LOG` is the log filter, `TACK_LOG_FILE` the log file (see `logging`).
+pub const NON_CONFIG_ENV_VARS: &[&str] = &["TACK_LOG", "TACK_LOG_FILE"];
 
 /// Whether `name` is read as a configuration key.
 pub fn is_config_var(name: &str) -> bool {

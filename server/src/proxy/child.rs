@@ -312,6 +312,7 @@ mod tests {
                 name: "x".into(),
                 program: "x".into(),
                 args: vec![],
+                languages: vec!["c".into()],
                 env: Default::default(),
                 settings: Value::Null,
                 initialization_options: None,
