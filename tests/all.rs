@@ -5,5 +5,6 @@
 
 mod e2e;
 mod fake_lsp_selftest;
+mod headless;
 mod proxy;
 mod support;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod doctor;
 pub mod documents;
+pub mod headless;
 pub mod jsonrpc;
 pub mod logging;
 pub mod providers;

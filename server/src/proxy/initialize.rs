@@ -256,6 +256,7 @@ impl Proxy {
             tracing::warn!("{warning}");
         }
         self.lifecycle = Lifecycle::Running;
+        self.publish_routing();
         let result = json!({
             "capabilities": self.merged.capabilities,
             "serverInfo": { "name": "tack", "version": env!("CARGO_PKG_VERSION") },

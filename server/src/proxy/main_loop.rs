@@ -20,6 +20,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -118,6 +119,47 @@ pub struct Proxy {
     /// Editor-facing progress token → (server, the child's own token).
     pub(super) progress_tokens: HashMap<String, (ServerId, Value)>,
     pub(super) pulls_scheduled: HashSet<(ServerId, String)>,
+    pub(super) routing: Arc<RwLock<RoutingView>>,
+    last_published_states: Vec<(ServerId, ChildState)>,
+}
+
+/// What code outside the main loop (the agent) may know of the session: the diagnostics
+/// store, and which servers are responsible for a file.
+#[derive(Clone)]
+pub struct ProxyHandle {
+    pub diagnostics: DiagnosticStore,
+    routing: Arc<RwLock<RoutingView>>,
+}
+
+/// A copy of the routing facts, refreshed by the main loop whenever a child's state changes.
+#[derive(Default)]
+pub struct RoutingView {
+    config: Option<Config>,
+    /// Language id → its live servers, in priority order.
+    servers: BTreeMap<String, Vec<ServerId>>,
+}
+
+impl ProxyHandle {
+    /// The language of a file, by the workspace configuration (`None` before `initialize`).
+    pub fn language_of(&self, path: &std::path::Path) -> Option<String> {
+        let view = self.routing.read().ok()?;
+        view.config
+            .as_ref()?
+            .language_of_path(path)
+            .map(str::to_owned)
+    }
+
+    /// The live servers responsible for a file: the ones whose diagnostics a wait needs.
+    pub fn servers_for(&self, path: &std::path::Path) -> Vec<ServerId> {
+        let Some(language) = self.language_of(path) else {
+            return Vec::new();
+        };
+        self.routing
+            .read()
+            .ok()
+            .and_then(|view| view.servers.get(&language).cloned())
+            .unwrap_or_default()
+    }
 }
 
 /// What a handler tells the loop.
@@ -157,6 +199,43 @@ impl Proxy {
             shutting_down: HashSet::new(),
             progress_tokens: HashMap::new(),
             pulls_scheduled: HashSet::new(),
+            routing: Arc::new(RwLock::new(RoutingView::default())),
+            last_published_states: Vec::new(),
+        }
+    }
+
+    /// A handle for code outside the loop; stays valid for the session's life.
+    pub fn handle(&self) -> ProxyHandle {
+        ProxyHandle {
+            diagnostics: self.diagnostics.clone(),
+            routing: self.routing.clone(),
+        }
+    }
+
+    /// Refreshes the routing facts the handle exposes.
+    pub(super) fn publish_routing(&self) {
+        let servers = self
+            .language_servers
+            .iter()
+            .map(|(language, ids)| {
+                let live = ids
+                    .iter()
+                    .filter(|id| {
+                        self.children.get(*id).is_some_and(|c| {
+                            matches!(
+                                c.state,
+                                ChildState::Starting | ChildState::Running | ChildState::Restarting
+                            )
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                (language.clone(), live)
+            })
+            .collect();
+        if let Ok(mut view) = self.routing.write() {
+            view.config = Some(self.config.clone());
+            view.servers = servers;
         }
     }
 
@@ -205,6 +284,26 @@ impl Proxy {
     }
 
     fn handle_event(&mut self, event: Event) -> Flow {
+        let flow = self.dispatch_event(event);
+        self.publish_routing_if_changed();
+        flow
+    }
+
+    /// Child states change in many handlers; the routing view is refreshed after any event
+    /// that changed one.
+    fn publish_routing_if_changed(&mut self) {
+        let states: Vec<(ServerId, ChildState)> = self
+            .children
+            .values()
+            .map(|c| (c.id.clone(), c.state))
+            .collect();
+        if states != self.last_published_states {
+            self.publish_routing();
+            self.last_published_states = states;
+        }
+    }
+
+    fn dispatch_event(&mut self, event: Event) -> Flow {
         match event {
             Event::Editor(incoming) => self.on_editor(incoming),
             Event::Child {

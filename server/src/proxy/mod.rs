@@ -22,7 +22,7 @@ pub mod merge;
 pub mod routing;
 mod text_sync;
 
-pub use main_loop::SessionEnd;
+pub use main_loop::{ProxyHandle, SessionEnd};
 
 use crate::jsonrpc;
 use main_loop::{Event, Proxy};
@@ -35,6 +35,17 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let (_, session) = start(reader, writer);
+    session.await.unwrap_or(SessionEnd::Abrupt)
+}
+
+/// Starts serving one connection in a task; returns a handle on the session's state and the
+/// task, which ends with the session.
+pub fn start<R, W>(reader: R, writer: W) -> (ProxyHandle, tokio::task::JoinHandle<SessionEnd>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     jsonrpc::spawn_reader(
         BufReader::with_capacity(64 * 1024, reader),
@@ -42,10 +53,15 @@ where
         Event::Editor,
     );
     let editor = jsonrpc::spawn_writer(writer);
-    let end = Proxy::new(editor, events_tx).run(events_rx).await;
-    // Let the writer task drain what was queued (the last responses) before returning.
-    tokio::task::yield_now().await;
-    end
+    let proxy = Proxy::new(editor, events_tx);
+    let handle = proxy.handle();
+    let task = tokio::spawn(async move {
+        let end = proxy.run(events_rx).await;
+        // Let the writer task drain what was queued (the last responses) before returning.
+        tokio::task::yield_now().await;
+        end
+    });
+    (handle, task)
 }
 
 /// Serves the editor on stdin/stdout.
