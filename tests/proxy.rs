@@ -286,7 +286,14 @@ async fn server_to_client_requests_reach_the_editor_and_answers_go_back() {
     client.did_open(&path, "fake", "x\n");
     let doc = json!({ "uri": file_uri(&path) });
     client.set_response("window/showMessageRequest", json!({ "title": "Yes" }));
+    client.set_response("workspace/configuration", json!([{ "from": "editor" }]));
     for (method, params, expected) in [
+        // No settings for this server in tack's configuration: the editor is asked.
+        (
+            "workspace/configuration",
+            json!({ "items": [{ "section": "fake" }] }),
+            json!([{ "from": "editor" }]),
+        ),
         (
             "workspace/applyEdit",
             json!({ "edit": { "changes": {} } }),

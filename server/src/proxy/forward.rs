@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 impl Proxy {
-    pub(super) fn forward_editor_request(&mut self, request: Request) {
+    pub(super) fn forward_editor_request(&mut self, mut request: Request) {
         if self.inflight.contains_key(&request.id) {
             return self.respond_error(
                 request.id.clone(),
@@ -22,8 +22,8 @@ impl Proxy {
                 format!("request id {} is already in use", request.id),
             );
         }
-        let method = request.method.as_str();
-        let mut request = request.clone();
+        let method = request.method.clone();
+        let method = method.as_str();
         let targets: Vec<ServerId>;
         let mut merge_kind = None;
         if routing::is_resolve(method) {

@@ -136,7 +136,9 @@ impl Proxy {
             .as_bool()
             .unwrap_or(false);
         let has_settings = settings.as_object().is_some_and(|s| !s.is_empty());
-        if !has_settings && editor_can_answer {
+        // Before the editor is ready its answer would come only after `initialized`, and a
+        // server that waits for it before answering `initialize` would stall the start.
+        if !has_settings && editor_can_answer && self.editor_ready {
             return self.forward_child_request(server, generation, request);
         }
         let items = request
