@@ -2,7 +2,8 @@
 //!
 //! Push (`textDocument/publishDiagnostics`) and pull (`textDocument/diagnostic`) both land in
 //! the store keyed by (server, uri). tack pulls by itself from servers that only offer pull
-//! (such as `tsc --lsp`), after every open and change, and always pushes one merged set per
+//! (such as `tsc --lsp`), after every open and change and when the server asks for a refresh
+//! (`workspace/diagnostic/refresh`, answered by tack), and always pushes one merged set per
 //! uri to the editor — so the editor needs no pull support and never sees two sets.
 
 use super::child::{ChildState, PendingChildRequest};
