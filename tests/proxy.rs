@@ -602,6 +602,86 @@ async fn pull_only_servers_are_pulled_by_tack_and_pushed_to_the_editor() {
     client.shutdown_and_exit().await;
 }
 
+/// The uri of every `textDocument/diagnostic` request the fake server received, in order.
+async fn pulls_received(client: &TestClient, uri: &str) -> Vec<String> {
+    let received = client
+        .request("fake/received", json!({ "textDocument": { "uri": uri } }))
+        .await
+        .unwrap();
+    received
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["method"] == "textDocument/diagnostic")
+        .map(|message| {
+            message["params"]["textDocument"]["uri"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pull_servers_refresh_request_makes_tack_pull_every_open_document_again() {
+    // A server whose diagnostics depend on other files (pyright) asks for a refresh when they
+    // change. tack is the client that pulls from it, so tack answers and pulls again; the
+    // editor, which does not pull from tack, is not asked.
+    let puller = FakeServer {
+        name: "puller",
+        flags: &["--pull-diagnostics"],
+    };
+    let (workspace, client, _) = started(&[puller]).await;
+    let first = workspace.path("main.fk");
+    let second = workspace.path("other.fk");
+    let (first_uri, second_uri) = (file_uri(&first), file_uri(&second));
+    client.did_open(&first, "fake", "ERROR: one\n");
+    client.did_open(&second, "fake", "ERROR: two\n");
+    for uri in [&first_uri, &second_uri] {
+        client
+            .wait_notification(
+                "textDocument/publishDiagnostics",
+                |p| p["uri"] == *uri,
+                WAIT,
+            )
+            .await;
+    }
+    let before = pulls_received(&client, &first_uri).await;
+
+    let answer = client
+        .request(
+            "fake/request",
+            json!({ "textDocument": { "uri": first_uri }, "method": "workspace/diagnostic/refresh" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["response"], Value::Null);
+    assert!(
+        client
+            .server_requests("workspace/diagnostic/refresh")
+            .is_empty()
+    );
+
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let pulls = pulls_received(&client, &first_uri).await;
+        let again = |uri: &String| {
+            let count = |list: &[String]| list.iter().filter(|u| *u == uri).count();
+            count(&pulls) > count(&before)
+        };
+        if again(&first_uri) && again(&second_uri) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tack did not pull both documents again after the refresh: {pulls:?} (before: {before:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_clean_protocol(&client);
+    client.shutdown_and_exit().await;
+}
+
 #[tokio::test]
 async fn exit_without_shutdown_ends_with_status_1_and_children_are_stopped() {
     let (workspace, mut client, _) = started(&[ALPHA]).await;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod nvim;
+mod servers;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,9 @@
 //!
 //! Push (`textDocument/publishDiagnostics`) and pull (`textDocument/diagnostic`) both land in
 //! the store keyed by (server, uri). tack pulls by itself from servers that only offer pull
-//! (such as `tsc --lsp`), after every open and change, and always pushes one merged set per
+//! (such as `tsc --lsp`), after every open and change (of any of its documents, when its
+//! diagnostics reach across files) and when the server asks for a refresh
+//! (`workspace/diagnostic/refresh`, answered by tack), and always pushes one merged set per
 //! uri to the editor — so the editor needs no pull support and never sees two sets.
 
 use super::child::{ChildState, PendingChildRequest};
@@ -79,6 +81,21 @@ impl Proxy {
                     uri: uri.to_owned(),
                 },
             );
+        }
+    }
+
+    /// After a change to `uri`: pulls it again, and every other open document of the server
+    /// too when the server says a change in one file can change another's diagnostics
+    /// (`diagnosticProvider.interFileDependencies`; `tsc --lsp` relies on this and sends no
+    /// refresh).
+    pub(super) fn schedule_pulls_after_change(&mut self, server: &ServerId, uri: &str) {
+        let across_files = self.children.get(server).is_some_and(|c| {
+            c.capabilities["diagnosticProvider"]["interFileDependencies"] == Value::Bool(true)
+        });
+        if across_files {
+            self.pull_all_open(server);
+        } else {
+            self.schedule_pull(server, uri);
         }
     }
 

@@ -89,6 +89,12 @@ impl Proxy {
         match request.method.as_str() {
             "workspace/configuration" => self.on_configuration_request(server, generation, request),
             "client/registerCapability" => self.on_register_capability(server, generation, request),
+            // tack is the client that pulls from this server: it pulls again and pushes the
+            // results. The editor does not pull from tack, so it is not asked.
+            "workspace/diagnostic/refresh" => {
+                self.answer_child(server, request.id, result_response(&Value::Null));
+                self.pull_all_open(server);
+            }
             "client/unregisterCapability" => {
                 // The protocol spells this field "unregisterations".
                 if let Ok(params) = request.params_as::<Value>()

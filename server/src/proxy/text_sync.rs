@@ -130,7 +130,7 @@ impl Proxy {
                 }
                 SyncKind::None => {}
             }
-            self.schedule_pull(&server, &uri);
+            self.schedule_pulls_after_change(&server, &uri);
         }
     }
 
