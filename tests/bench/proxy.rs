@@ -17,6 +17,7 @@
 //! `--requests N` (`BENCH_REQUESTS`, default 2000) hovers and completions each, fake server;
 //! `--bursts N` (`BENCH_BURSTS`, 100) bursts of 100 `didChange` + hover, fake server;
 //! `--documents N` (`BENCH_DOCUMENTS`, 500) documents opened for the memory figure;
+//! `--document-kb N` (`BENCH_DOCUMENT_KB`, 6) size of the document the mix works on;
 //! `--clangd-requests N` (`BENCH_CLANGD_REQUESTS`, 200), `--clangd-bursts N`
 //! (`BENCH_CLANGD_BURSTS`, 20); `--clangd PATH|off` (`BENCH_CLANGD`) picks or skips clangd.
 
@@ -74,12 +75,13 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo bench --bench proxy -- [--requests N] [--bursts N] \
-[--documents N] [--clangd-requests N] [--clangd-bursts N] [--clangd PATH|off]";
+[--documents N] [--document-kb N] [--clangd-requests N] [--clangd-bursts N] [--clangd PATH|off]";
 
 struct Options {
     requests: usize,
     bursts: usize,
     documents: usize,
+    document_kb: usize,
     clangd_requests: usize,
     clangd_bursts: usize,
     /// `None`: look for clangd; `Some(None)`: skip it; `Some(Some(path))`: use that one.
@@ -100,6 +102,7 @@ impl Options {
             requests: number("BENCH_REQUESTS", 2000)?,
             bursts: number("BENCH_BURSTS", 100)?,
             documents: number("BENCH_DOCUMENTS", 500)?,
+            document_kb: number("BENCH_DOCUMENT_KB", 6)?,
             clangd_requests: number("BENCH_CLANGD_REQUESTS", 200)?,
             clangd_bursts: number("BENCH_CLANGD_BURSTS", 20)?,
             clangd: std::env::var_os("BENCH_CLANGD").map(clangd_choice),
@@ -128,6 +131,7 @@ impl Options {
                 "--requests" => options.requests = count(value()?)?,
                 "--bursts" => options.bursts = count(value()?)?,
                 "--documents" => options.documents = count(value()?)?,
+                "--document-kb" => options.document_kb = count(value()?)?,
                 "--clangd-requests" => options.clangd_requests = count(value()?)?,
                 "--clangd-bursts" => options.clangd_bursts = count(value()?)?,
                 "--clangd" => options.clangd = Some(clangd_choice(value()?.into())),
@@ -176,6 +180,7 @@ async fn run(options: &Options) -> Result<()> {
 
     let fake = ServerUnderTest::fake(&binaries);
     let mix = Mix {
+        document_bytes: options.document_kb * 1000,
         requests: options.requests,
         bursts: options.bursts,
         warmup_requests: 200.min(options.requests.max(1)),
@@ -186,6 +191,7 @@ async fn run(options: &Options) -> Result<()> {
     if let Ok(clangd) = &clangd {
         let server = ServerUnderTest::clangd(clangd);
         let mix = Mix {
+            document_bytes: options.document_kb * 1000,
             requests: options.clangd_requests,
             bursts: options.clangd_bursts,
             warmup_requests: 20.min(options.clangd_requests.max(1)),
@@ -574,6 +580,8 @@ struct Target {
 }
 
 struct Mix {
+    /// Size of the document the mix works on.
+    document_bytes: usize,
     requests: usize,
     bursts: usize,
     warmup_requests: usize,
@@ -698,7 +706,7 @@ async fn measure(
 /// The whole mix against one server, direct and through tack; prints its table.
 async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Result<()> {
     let scratch = Scratch::new(server)?;
-    let code = c_source(0, 6000, false);
+    let code = c_source(0, mix.document_bytes, false);
     let file = scratch
         .workspace()?
         .join(format!("main.{}", server.extension));
@@ -736,18 +744,26 @@ async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Re
     for (kind, _, warmup, block) in kinds {
         measure(&mut direct, &mut via_tack, &target, kind, warmup, block).await?;
     }
+    let tack_pid = via_tack
+        .client
+        .pid()
+        .ok_or_else(|| anyhow!("tack has no process id"))?;
     let mut rows = Vec::new();
     for (kind, count, _, block) in kinds {
         if count > 0 {
+            // tack is idle during the direct turns, so these deltas are its cost for `count`.
+            let before = ProcessCounters::read(tack_pid)?;
             let samples = measure(&mut direct, &mut via_tack, &target, kind, count, block).await?;
-            rows.push((kind, count, samples));
+            let cost = ProcessCounters::read(tack_pid)?.since(&before);
+            rows.push((kind, count, samples, cost));
         }
     }
 
     println!();
     println!(
-        "== {} server: {} hovers, {} completions, {} bursts; warm-up {} / {} / {} first ==",
+        "== {} server, {:.0} KB document: {} hovers, {} completions, {} bursts; warm-up {} / {} / {} first ==",
         server.name,
+        target.code.text.len() as f64 / 1000.0,
         mix.requests,
         mix.requests,
         mix.bursts,
@@ -763,7 +779,7 @@ async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Re
         "{:<30} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12}  vs targets",
         "kind", "median", "p99", "median", "p99", "median", "p99", "tack/direct"
     );
-    for (kind, count, samples) in &rows {
+    for (kind, count, samples, _) in &rows {
         let direct = Quantiles::of(&samples.direct);
         let tack = Quantiles::of(&samples.via_tack);
         let added_median = tack.median - direct.median;
@@ -791,7 +807,20 @@ async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Re
          {TARGET_ADDED_MEDIAN_US} us, wall <= {TARGET_WALL_RATIO}x)"
     );
     println!(
-        "notifications received: direct {}, via tack {}",
+        "tack's own cost per operation (its threads' CPU time and context switches, from /proc):"
+    );
+    for (kind, count, _, cost) in &rows {
+        let per = |total: f64| total / *count as f64;
+        println!(
+            "  {:<28} CPU {:>8.1} us   context switches {:>6.1}",
+            kind.label(),
+            per(cost.cpu_seconds * 1e6),
+            per(cost.context_switches as f64)
+        );
+    }
+    println!(
+        "notifications received: direct {}, via tack {} (tack sends the editor a diagnostics \
+         set only when it changed)",
         direct.client.notifications, via_tack.client.notifications
     );
     direct.client.shutdown().await?;
@@ -924,6 +953,53 @@ impl ProcessMemory {
             rss_mb: field("VmRSS:")?,
             peak_mb: field("VmHWM:")?,
         })
+    }
+}
+
+/// CPU time and context switches of a process so far.
+struct ProcessCounters {
+    cpu_seconds: f64,
+    context_switches: u64,
+}
+
+impl ProcessCounters {
+    /// Summed over its live threads: time on a CPU (`/proc/<pid>/task/*/schedstat`, in
+    /// nanoseconds) and context switches (`/proc/<pid>/task/*/status`).
+    fn read(pid: u32) -> Result<ProcessCounters> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .with_context(|| format!("cannot list /proc/{pid}/task"))?;
+        let mut counters = ProcessCounters {
+            cpu_seconds: 0.0,
+            context_switches: 0,
+        };
+        for task in tasks.flatten() {
+            // A thread that has just exited has no files left; it is skipped.
+            if let Ok(schedstat) = std::fs::read_to_string(task.path().join("schedstat")) {
+                let nanoseconds = schedstat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|field| field.parse::<u64>().ok())
+                    .unwrap_or(0);
+                counters.cpu_seconds += nanoseconds as f64 / 1e9;
+            }
+            if let Ok(status) = std::fs::read_to_string(task.path().join("status")) {
+                counters.context_switches += status
+                    .lines()
+                    .filter(|line| line.contains("ctxt_switches:"))
+                    .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+        }
+        Ok(counters)
+    }
+
+    fn since(&self, earlier: &ProcessCounters) -> ProcessCounters {
+        ProcessCounters {
+            cpu_seconds: self.cpu_seconds - earlier.cpu_seconds,
+            context_switches: self
+                .context_switches
+                .saturating_sub(earlier.context_switches),
+        }
     }
 }
 
