@@ -60,7 +60,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         write_stdout(&report.to_string())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One editor session is one event loop: a single thread avoids a cross-thread wake-up
+    // for every message. A listener serving several editors uses every core.
+    let mut builder = match &cli.command {
+        Command::Lsp { listen: None, .. } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .context("could not start the async runtime")?;

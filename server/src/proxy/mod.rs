@@ -64,7 +64,53 @@ where
     (handle, task)
 }
 
-/// Serves the editor on stdin/stdout.
+/// Serves the editor on stdin/stdout. Pipes and sockets are read and written without
+/// blocking, on the session's own thread; tokio's `stdin()`/`stdout()` would hand every read
+/// and write to a blocking thread, which costs a thread hand-off per message.
 pub async fn serve_stdio() -> SessionEnd {
-    serve(tokio::io::stdin(), tokio::io::stdout()).await
+    match nonblocking_stdio() {
+        Some((reader, writer)) => serve(reader, writer).await,
+        None => serve(tokio::io::stdin(), tokio::io::stdout()).await,
+    }
+}
+
+type BoxedReader = Box<dyn AsyncRead + Unpin + Send>;
+type BoxedWriter = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Stdin and stdout as non-blocking pipes or a socket, when they are that (not a terminal
+/// or a file).
+fn nonblocking_stdio() -> Option<(BoxedReader, BoxedWriter)> {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let stdout = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let stdin_type = std::fs::File::from(stdin.try_clone().ok()?)
+        .metadata()
+        .ok()?
+        .file_type();
+    let stdout_type = std::fs::File::from(stdout.try_clone().ok()?)
+        .metadata()
+        .ok()?
+        .file_type();
+    use std::os::unix::fs::FileTypeExt;
+    let reader: BoxedReader = if stdin_type.is_fifo() {
+        Box::new(tokio::net::unix::pipe::Receiver::from_owned_fd(stdin).ok()?)
+    } else if stdin_type.is_socket() {
+        Box::new(unix_stream(stdin)?)
+    } else {
+        return None;
+    };
+    let writer: BoxedWriter = if stdout_type.is_fifo() {
+        Box::new(tokio::net::unix::pipe::Sender::from_owned_fd(stdout).ok()?)
+    } else if stdout_type.is_socket() {
+        Box::new(unix_stream(stdout)?)
+    } else {
+        return None;
+    };
+    Some((reader, writer))
+}
+
+fn unix_stream(fd: std::os::fd::OwnedFd) -> Option<tokio::net::UnixStream> {
+    let stream = std::os::unix::net::UnixStream::from(fd);
+    stream.set_nonblocking(true).ok()?;
+    tokio::net::UnixStream::from_std(stream).ok()
 }

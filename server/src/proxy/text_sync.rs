@@ -100,17 +100,30 @@ impl Proxy {
         };
         let uri = params.text_document.uri;
         let version = params.text_document.version;
-        let full_text = match self
+        let applied = match self
             .documents
             .change(&uri, version, &params.content_changes)
         {
-            Ok(document) => Some(document.text_string()),
+            Ok(_) => true,
             Err(error) => {
                 tracing::warn!(%error, uri, "didChange not applied to tack's copy");
-                None
+                false
             }
         };
-        for server in self.running_servers_for(&uri) {
+        let servers = self.running_servers_for(&uri);
+        // The whole text is built only when a server asked for full sync: on a large file it
+        // would cost more than everything else a keystroke does.
+        let wants_full = servers.iter().any(|id| {
+            self.children
+                .get(id)
+                .is_some_and(|c| c.sync.change == SyncKind::Full)
+        });
+        let full_text = if applied && wants_full {
+            self.documents.get(&uri).map(|d| d.text_string())
+        } else {
+            None
+        };
+        for server in servers {
             let Some(child) = self.children.get_mut(&server) else {
                 continue;
             };
