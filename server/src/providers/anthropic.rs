@@ -43,10 +43,13 @@ pub(crate) fn build_request(target: &RequestTarget<'_>, request: &ChatRequest) -
                 ContentPart::Text(text) if !text.is_empty() => {
                     blocks.push(json!({ "type": "text", "text": text }));
                 }
-                ContentPart::Thinking { text, signature: Some(signature) }
-                    if message.role == Role::Assistant =>
-                {
-                    blocks.push(json!({ "type": "thinking", "thinking": text, "signature": signature }));
+                ContentPart::Thinking {
+                    text,
+                    signature: Some(signature),
+                } if message.role == Role::Assistant => {
+                    blocks.push(
+                        json!({ "type": "thinking", "thinking": text, "signature": signature }),
+                    );
                 }
                 ContentPart::ToolCall(call) => {
                     let input = call.parsed_arguments().unwrap_or_else(|_| json!({}));
@@ -67,7 +70,9 @@ pub(crate) fn build_request(target: &RequestTarget<'_>, request: &ChatRequest) -
         messages.push(json!({ "role": role, "content": blocks }));
     }
     if request.cache_prefix
-        && let Some(last) = messages.last_mut().and_then(|m| m["content"].as_array_mut())
+        && let Some(last) = messages
+            .last_mut()
+            .and_then(|m| m["content"].as_array_mut())
         && let Some(block) = last.last_mut()
     {
         block["cache_control"] = cache();
@@ -196,7 +201,8 @@ impl StreamDecoder for Decoder {
                 match delta["type"].as_str() {
                     Some("text_delta") => push_text(out, &delta["text"]),
                     Some("input_json_delta") => {
-                        if let Some(fragment) = delta["partial_json"].as_str().filter(|f| !f.is_empty())
+                        if let Some(fragment) =
+                            delta["partial_json"].as_str().filter(|f| !f.is_empty())
                         {
                             out.push(StreamEvent::ToolCallArgumentsDelta {
                                 index,
@@ -207,7 +213,9 @@ impl StreamDecoder for Decoder {
                     Some("thinking_delta") => push_thinking(out, &delta["thinking"]),
                     Some("signature_delta") => {
                         if let Some(signature) = delta["signature"].as_str() {
-                            out.push(StreamEvent::ThinkingSignature { signature: signature.to_owned() });
+                            out.push(StreamEvent::ThinkingSignature {
+                                signature: signature.to_owned(),
+                            });
                         }
                     }
                     _ => {}
@@ -241,7 +249,10 @@ impl StreamDecoder for Decoder {
                 let error = event.error.unwrap_or(Value::Null);
                 return Err(DecodeError::Provider {
                     kind: error["type"].as_str().unwrap_or("error").to_owned(),
-                    message: error["message"].as_str().unwrap_or("unknown error").to_owned(),
+                    message: error["message"]
+                        .as_str()
+                        .unwrap_or("unknown error")
+                        .to_owned(),
                 });
             }
             // content_block_stop, ping, and event types added later.
@@ -272,13 +283,17 @@ pub(crate) fn usage_of(raw: &Value) -> Usage {
 
 fn push_text(out: &mut Vec<StreamEvent>, text: &Value) {
     if let Some(text) = text.as_str().filter(|t| !t.is_empty()) {
-        out.push(StreamEvent::TextDelta { text: text.to_owned() });
+        out.push(StreamEvent::TextDelta {
+            text: text.to_owned(),
+        });
     }
 }
 
 fn push_thinking(out: &mut Vec<StreamEvent>, text: &Value) {
     if let Some(text) = text.as_str().filter(|t| !t.is_empty()) {
-        out.push(StreamEvent::ThinkingDelta { text: text.to_owned() });
+        out.push(StreamEvent::ThinkingDelta {
+            text: text.to_owned(),
+        });
     }
 }
 
@@ -307,7 +322,10 @@ mod tests {
                 Message {
                     role: Role::Assistant,
                     content: vec![
-                        ContentPart::Thinking { text: "t".into(), signature: Some("sig".into()) },
+                        ContentPart::Thinking {
+                            text: "t".into(),
+                            signature: Some("sig".into()),
+                        },
                         ContentPart::ToolCall(ToolCall {
                             id: "toolu_1".into(),
                             name: "read".into(),
@@ -340,16 +358,28 @@ mod tests {
         };
         let wire = build_request(&target(), &request);
         assert_eq!(wire.url, "https://api.anthropic.com/v1/messages");
-        assert!(wire.headers.contains(&("anthropic-version", "2023-06-01".to_owned())));
+        assert!(
+            wire.headers
+                .contains(&("anthropic-version", "2023-06-01".to_owned()))
+        );
         let body = wire.body;
         assert_eq!(body["max_tokens"], 32_000);
-        assert_eq!(body["thinking"], json!({"type": "enabled", "budget_tokens": 2048}));
-        assert!(body.get("temperature").is_none(), "thinking needs the default temperature");
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 2048})
+        );
+        assert!(
+            body.get("temperature").is_none(),
+            "thinking needs the default temperature"
+        );
         assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
         assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
         assert_eq!(body["tools"][0]["cache_control"]["type"], "ephemeral");
         let assistant = &body["messages"][1]["content"];
-        assert_eq!(assistant[0], json!({"type":"thinking","thinking":"t","signature":"sig"}));
+        assert_eq!(
+            assistant[0],
+            json!({"type":"thinking","thinking":"t","signature":"sig"})
+        );
         assert_eq!(assistant[1]["input"], json!({"path": "a"}));
         let user = &body["messages"][2]["content"];
         assert_eq!(user[0]["type"], "tool_result", "tool results come first");
@@ -362,18 +392,40 @@ mod tests {
         let mut decoder = Decoder::default();
         let mut out = Vec::new();
         let frames = [
-            ("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"m","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":10,"cache_read_input_tokens":100,"output_tokens":1}}}"#),
-            ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":15}}"#),
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"m","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":10,"cache_read_input_tokens":100,"output_tokens":1}}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+            ),
             ("message_stop", r#"{"type":"message_stop"}"#),
         ];
         for (event, data) in frames {
-            decoder.decode(&Frame { event: event.into(), data: data.into() }, &mut out).unwrap();
+            decoder
+                .decode(
+                    &Frame {
+                        event: event.into(),
+                        data: data.into(),
+                    },
+                    &mut out,
+                )
+                .unwrap();
         }
-        let StreamEvent::Completed(completion) = &out[0] else { panic!("{out:?}") };
+        let StreamEvent::Completed(completion) = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(completion.stop_reason, StopReason::MaxTokens);
         assert_eq!(
             completion.usage,
-            Usage { input_uncached: 25, cache_read: 100, cache_write: 10, output: 15, reasoning: 0 }
+            Usage {
+                input_uncached: 25,
+                cache_read: 100,
+                cache_write: 10,
+                output: 15,
+                reasoning: 0
+            }
         );
         assert_eq!(completion.raw_usage["output_tokens"], 15);
     }

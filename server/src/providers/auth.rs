@@ -59,9 +59,15 @@ pub fn process_env(name: &str) -> Option<String> {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid credential file: {detail}")]
     Parse { path: PathBuf, detail: String },
     #[error("no data directory: set XDG_DATA_HOME or HOME")]
@@ -86,7 +92,9 @@ pub fn data_dir(env: &EnvLookup) -> Option<PathBuf> {
     if let Some(dir) = env("XDG_DATA_HOME").filter(|d| Path::new(d).is_absolute()) {
         return Some(PathBuf::from(dir).join("tack"));
     }
-    env("HOME").filter(|h| !h.is_empty()).map(|home| PathBuf::from(home).join(".local/share/tack"))
+    env("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|home| PathBuf::from(home).join(".local/share/tack"))
 }
 
 /// The credential file.
@@ -114,7 +122,12 @@ impl CredentialStore {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(CredentialFile::default());
             }
-            Err(source) => return Err(AuthError::Read { path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(AuthError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
         };
         warn_if_readable_by_others(&self.path);
         // The parse error is not shown: it could quote a line holding a key.
@@ -126,7 +139,10 @@ impl CredentialStore {
 
     pub fn load(&self, provider: &str) -> Result<Option<ApiKey>, AuthError> {
         let file = self.read()?;
-        Ok(file.providers.get(provider).map(|c| ApiKey::new(c.api_key.clone())))
+        Ok(file
+            .providers
+            .get(provider)
+            .map(|c| ApiKey::new(c.api_key.clone())))
     }
 
     /// Stores a key, replacing the provider's previous one. The file is written to a temporary
@@ -136,8 +152,12 @@ impl CredentialStore {
             return Err(AuthError::EmptyKey);
         }
         let mut file = self.read()?;
-        file.providers
-            .insert(provider.to_owned(), StoredCredential { api_key: key.expose().to_owned() });
+        file.providers.insert(
+            provider.to_owned(),
+            StoredCredential {
+                api_key: key.expose().to_owned(),
+            },
+        );
         self.write(&file)
     }
 
@@ -152,7 +172,10 @@ impl CredentialStore {
     }
 
     fn write(&self, file: &CredentialFile) -> Result<(), AuthError> {
-        let write_error = |source| AuthError::Write { path: self.path.clone(), source };
+        let write_error = |source| AuthError::Write {
+            path: self.path.clone(),
+            source,
+        };
         let text = toml::to_string(file).map_err(|error| AuthError::Parse {
             path: self.path.clone(),
             detail: error.to_string(),
@@ -193,7 +216,10 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 #[cfg(not(unix))]
@@ -255,26 +281,50 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::at(dir.path().join("nested/credentials.toml"));
-        store.save("anthropic", &ApiKey::new("sk-ant-one-1234567890")).unwrap();
-        store.save("openai", &ApiKey::new("sk-two-1234567890")).unwrap();
-        store.save("anthropic", &ApiKey::new("sk-ant-three-1234567890")).unwrap();
-        let mode = std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        store
+            .save("anthropic", &ApiKey::new("sk-ant-one-1234567890"))
+            .unwrap();
+        store
+            .save("openai", &ApiKey::new("sk-two-1234567890"))
+            .unwrap();
+        store
+            .save("anthropic", &ApiKey::new("sk-ant-three-1234567890"))
+            .unwrap();
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
-        let dir_mode =
-            std::fs::metadata(store.path().parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        let dir_mode = std::fs::metadata(store.path().parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dir_mode, 0o700);
-        assert_eq!(store.load("anthropic").unwrap().unwrap().expose(), "sk-ant-three-1234567890");
-        assert_eq!(store.load("openai").unwrap().unwrap().expose(), "sk-two-1234567890");
+        assert_eq!(
+            store.load("anthropic").unwrap().unwrap().expose(),
+            "sk-ant-three-1234567890"
+        );
+        assert_eq!(
+            store.load("openai").unwrap().unwrap().expose(),
+            "sk-two-1234567890"
+        );
         assert!(store.remove("openai").unwrap());
         assert!(store.load("openai").unwrap().is_none());
-        assert!(matches!(store.save("x", &ApiKey::new("  ")), Err(AuthError::EmptyKey)));
+        assert!(matches!(
+            store.save("x", &ApiKey::new("  ")),
+            Err(AuthError::EmptyKey)
+        ));
     }
 
     #[test]
     fn environment_wins_over_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::at(dir.path().join("credentials.toml"));
-        store.save("gemini", &ApiKey::new("from-file-1234567890")).unwrap();
+        store
+            .save("gemini", &ApiKey::new("from-file-1234567890"))
+            .unwrap();
         let catalog = Catalog::builtin();
         let gemini = catalog.get("gemini").unwrap();
         let env = |name: &str| (name == "GOOGLE_API_KEY").then(|| "from-env-1234567890".to_owned());
@@ -291,7 +341,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credentials.toml");
         std::fs::write(&path, "[openai]\napi_key = \"sk-unterminated-1234567890\n").unwrap();
-        let error = CredentialStore::at(&path).load("openai").unwrap_err().to_string();
+        let error = CredentialStore::at(&path)
+            .load("openai")
+            .unwrap_err()
+            .to_string();
         assert!(!error.contains("sk-unterminated"), "{error}");
     }
 
@@ -304,6 +357,9 @@ mod tests {
         };
         assert_eq!(data_dir(&env), Some(PathBuf::from("/x/data/tack")));
         let env = |name: &str| (name == "HOME").then(|| "/home/u".to_owned());
-        assert_eq!(data_dir(&env), Some(PathBuf::from("/home/u/.local/share/tack")));
+        assert_eq!(
+            data_dir(&env),
+            Some(PathBuf::from("/home/u/.local/share/tack"))
+        );
     }
 }

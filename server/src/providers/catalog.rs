@@ -113,7 +113,10 @@ impl Price {
             + per_token(usage.cache_read, self.cache_read.unwrap_or(self.input))
             + per_token(usage.cache_write, self.cache_write.unwrap_or(self.input))
             + per_token(usage.output, self.output);
-        Cost { usd, prices_as_of: self.as_of.clone() }
+        Cost {
+            usd,
+            prices_as_of: self.as_of.clone(),
+        }
     }
 }
 
@@ -202,7 +205,9 @@ pub(crate) struct RawModel {
 
 impl RawModel {
     pub(crate) fn into_model(self, provider_prices_as_of: Option<&str>) -> ModelInfo {
-        let as_of = self.as_of.or_else(|| provider_prices_as_of.map(str::to_owned));
+        let as_of = self
+            .as_of
+            .or_else(|| provider_prices_as_of.map(str::to_owned));
         let price = match (self.input, self.output) {
             (Some(input), Some(output)) => Some(Price {
                 input,
@@ -213,7 +218,12 @@ impl RawModel {
             }),
             _ => None,
         };
-        ModelInfo { id: self.id, context: self.context, max_output: self.max_output, price }
+        ModelInfo {
+            id: self.id,
+            context: self.context,
+            max_output: self.max_output,
+            price,
+        }
     }
 }
 
@@ -255,7 +265,10 @@ impl Catalog {
 
     /// The providers whose catalog lists this model id.
     pub fn providers_listing(&self, model: &str) -> Vec<&ProviderEntry> {
-        self.providers.values().filter(|entry| entry.model(model).is_some()).collect()
+        self.providers
+            .values()
+            .filter(|entry| entry.model(model).is_some())
+            .collect()
     }
 }
 
@@ -266,7 +279,10 @@ impl RawProvider {
         id: &str,
         base: Option<&ProviderEntry>,
     ) -> Result<ProviderEntry, CatalogError> {
-        let problem = |problem: String| CatalogError::Entry { provider: id.to_owned(), problem };
+        let problem = |problem: String| CatalogError::Entry {
+            provider: id.to_owned(),
+            problem,
+        };
         let api = match (&self.api, base) {
             (Some(text), _) => WireApi::parse(text).ok_or_else(|| {
                 problem(format!(
@@ -277,8 +293,9 @@ impl RawProvider {
             (None, None) => return Err(problem("missing api".to_owned())),
         };
         let auth = match &self.auth {
-            Some(text) => AuthScheme::parse(text)
-                .ok_or_else(|| problem(format!("unknown auth {text:?}")))?,
+            Some(text) => {
+                AuthScheme::parse(text).ok_or_else(|| problem(format!("unknown auth {text:?}")))?
+            }
             None => base.map_or(api.default_auth(), |base| base.auth),
         };
         let mut entry = base.cloned().unwrap_or_else(|| ProviderEntry {
@@ -380,11 +397,19 @@ mod tests {
         let catalog = Catalog::builtin();
         for entry in catalog.providers.values() {
             if !entry.local {
-                assert!(!entry.api_key_env.is_empty(), "{} has no key variable", entry.id);
+                assert!(
+                    !entry.api_key_env.is_empty(),
+                    "{} has no key variable",
+                    entry.id
+                );
             }
             for model in &entry.models {
                 if let Some(price) = &model.price {
-                    assert_ne!(price.as_of, "unknown", "{}/{} price has no date", entry.id, model.id);
+                    assert_ne!(
+                        price.as_of, "unknown",
+                        "{}/{} price has no date",
+                        entry.id, model.id
+                    );
                 }
             }
         }
@@ -407,7 +432,11 @@ mod tests {
             reasoning: 50_000,
         };
         let cost = price.cost(&usage);
-        assert!((cost.usd - (3.0 + 0.30 + 3.0 + 1.5)).abs() < 1e-9, "{}", cost.usd);
+        assert!(
+            (cost.usd - (3.0 + 0.30 + 3.0 + 1.5)).abs() < 1e-9,
+            "{}",
+            cost.usd
+        );
         assert_eq!(cost.prices_as_of, "2025-10-15");
     }
 
@@ -438,7 +467,9 @@ mod tests {
     #[test]
     fn a_new_provider_without_api_is_rejected() {
         let mut catalog = Catalog::default();
-        let error = catalog.apply_overlay("[x]\nbase_url = \"http://h\"\n").unwrap_err();
+        let error = catalog
+            .apply_overlay("[x]\nbase_url = \"http://h\"\n")
+            .unwrap_err();
         assert!(error.to_string().contains("missing api"), "{error}");
         let error = catalog.apply_overlay("[x]\napi = \"soap\"\n").unwrap_err();
         assert!(error.to_string().contains("unknown api"), "{error}");

@@ -21,7 +21,9 @@ use super::error::{ProviderError, Redactor};
 use super::registry::ResolvedModel;
 use super::retry::{RetryPolicy, parse_retry_after};
 use super::types::{ChatRequest, ModelResponse, StreamEvent};
-use super::wire::{BodyError, DecodeError, Framing, RequestTarget, WireRequest, decode_byte_stream};
+use super::wire::{
+    BodyError, DecodeError, Framing, RequestTarget, WireRequest, decode_byte_stream,
+};
 use super::{anthropic, gemini, install_crypto, ollama, openai_chat, openai_responses};
 
 /// Default limits; a provider's `[providers.*]` tuning overrides the timeouts and retries.
@@ -67,7 +69,10 @@ impl Default for ModelClient {
 impl ModelClient {
     pub fn new(settings: ClientSettings) -> Self {
         install_crypto();
-        ModelClient { settings, http: Arc::new(Mutex::new(HashMap::new())) }
+        ModelClient {
+            settings,
+            http: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     pub fn settings(&self) -> &ClientSettings {
@@ -75,8 +80,15 @@ impl ModelClient {
     }
 
     /// A pooled HTTP client. Local servers are reached without any proxy.
-    pub(crate) fn http(&self, connect_timeout: Duration, local: bool) -> Result<reqwest::Client, String> {
-        let mut clients = self.http.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    pub(crate) fn http(
+        &self,
+        connect_timeout: Duration,
+        local: bool,
+    ) -> Result<reqwest::Client, String> {
+        let mut clients = self
+            .http
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(client) = clients.get(&(connect_timeout, local)) {
             return Ok(client.clone());
         }
@@ -124,7 +136,9 @@ impl ModelClient {
                     });
                 }
             };
-            let num_ctx = tuning.num_ctx.or(model.info.as_ref().and_then(|i| i.context));
+            let num_ctx = tuning
+                .num_ctx
+                .or(model.info.as_ref().and_then(|i| i.context));
             let target = RequestTarget {
                 base_url: model.provider.base_url.trim_end_matches('/'),
                 model: &model.model,
@@ -134,23 +148,36 @@ impl ModelClient {
             };
             let wire = build_wire_request(model.provider.api, &target, request);
             let mut headers = Vec::new();
-            for (name, value) in wire.headers.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).chain(
-                model.provider.headers.iter().map(|(n, v)| (n.clone(), v.clone())),
-            ) {
-                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad_header(&provider, &model_id, &name))?;
-                let mut value = HeaderValue::from_str(&value).map_err(|_| bad_header(&provider, &model_id, name.as_str()))?;
+            for (name, value) in wire
+                .headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.clone()))
+                .chain(
+                    model
+                        .provider
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.clone(), v.clone())),
+                )
+            {
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| bad_header(&provider, &model_id, &name))?;
+                let mut value = HeaderValue::from_str(&value)
+                    .map_err(|_| bad_header(&provider, &model_id, name.as_str()))?;
                 value.set_sensitive(looks_secret(name.as_str()));
                 headers.push((name, value));
             }
-            let connect_timeout = tuning.connect_timeout.unwrap_or(self.settings.connect_timeout);
-            let http = self.http(connect_timeout, model.provider.local).map_err(|detail| {
-                ProviderError::Connect {
+            let connect_timeout = tuning
+                .connect_timeout
+                .unwrap_or(self.settings.connect_timeout);
+            let http = self
+                .http(connect_timeout, model.provider.local)
+                .map_err(|detail| ProviderError::Connect {
                     provider: provider.clone(),
                     model: model_id.clone(),
                     endpoint: wire.url.clone(),
                     detail,
-                }
-            })?;
+                })?;
             let mut retry = self.settings.retry;
             if let Some(max) = tuning.max_retries {
                 retry.max_retries = max;
@@ -176,7 +203,9 @@ impl ModelClient {
                     model.info.as_ref().and_then(|i| i.price.clone())
                 },
                 redactor: redactor.clone(),
-                first_byte_timeout: tuning.first_byte_timeout.unwrap_or(self.settings.first_byte_timeout),
+                first_byte_timeout: tuning
+                    .first_byte_timeout
+                    .unwrap_or(self.settings.first_byte_timeout),
                 idle_timeout: tuning.idle_timeout.unwrap_or(self.settings.idle_timeout),
                 max_body_bytes: self.settings.max_body_bytes,
                 max_error_body_bytes: self.settings.max_error_body_bytes,
@@ -194,7 +223,9 @@ impl ModelClient {
                     Some((item, call))
                 })),
             },
-            Err(error) => ModelStream { inner: Box::pin(futures::stream::iter([Err(error)])) },
+            Err(error) => ModelStream {
+                inner: Box::pin(futures::stream::iter([Err(error)])),
+            },
         }
     }
 }
@@ -224,7 +255,9 @@ fn bad_header(provider: &str, model: &str, name: &str) -> ProviderError {
 
 fn looks_secret(header: &str) -> bool {
     let header = header.to_ascii_lowercase();
-    ["auth", "key", "token", "secret", "cookie"].iter().any(|word| header.contains(word))
+    ["auth", "key", "token", "secret", "cookie"]
+        .iter()
+        .any(|word| header.contains(word))
 }
 
 fn auth_header(
@@ -233,16 +266,24 @@ fn auth_header(
     provider: &str,
 ) -> Result<Option<(HeaderName, HeaderValue)>, ProviderError> {
     let (name, text) = match scheme {
-        AuthScheme::Bearer => (reqwest::header::AUTHORIZATION, format!("Bearer {}", key.expose())),
-        AuthScheme::XApiKey => (HeaderName::from_static("x-api-key"), key.expose().to_owned()),
-        AuthScheme::XGoogApiKey => {
-            (HeaderName::from_static("x-goog-api-key"), key.expose().to_owned())
-        }
+        AuthScheme::Bearer => (
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", key.expose()),
+        ),
+        AuthScheme::XApiKey => (
+            HeaderName::from_static("x-api-key"),
+            key.expose().to_owned(),
+        ),
+        AuthScheme::XGoogApiKey => (
+            HeaderName::from_static("x-goog-api-key"),
+            key.expose().to_owned(),
+        ),
         AuthScheme::ApiKeyHeader => (HeaderName::from_static("api-key"), key.expose().to_owned()),
         AuthScheme::None => return Ok(None),
     };
-    let mut value = HeaderValue::from_str(&text)
-        .map_err(|_| ProviderError::InvalidKey { provider: provider.to_owned() })?;
+    let mut value = HeaderValue::from_str(&text).map_err(|_| ProviderError::InvalidKey {
+        provider: provider.to_owned(),
+    })?;
     value.set_sensitive(true);
     Ok(Some((name, value)))
 }
@@ -350,7 +391,10 @@ impl Call {
         match event {
             StreamEvent::Completed(mut completion) => {
                 self.over = true;
-                completion.cost = self.price.as_ref().map(|price| price.cost(&completion.usage));
+                completion.cost = self
+                    .price
+                    .as_ref()
+                    .map(|price| price.cost(&completion.usage));
                 tracing::debug!(
                     provider = %self.provider,
                     model = %self.model,
@@ -394,7 +438,9 @@ impl Call {
             let retry_after = parse_retry_after(response.headers());
             let body =
                 Call::read_error_body(response, self.max_error_body_bytes, self.idle_timeout).await;
-            let message = self.redactor.redact(&super::wire::error_message_from_body(&body));
+            let message = self
+                .redactor
+                .redact(&super::wire::error_message_from_body(&body));
             return Err(ProviderError::Http {
                 provider: self.provider.clone(),
                 model: self.model.clone(),
@@ -461,30 +507,38 @@ impl Call {
     fn decode_error(&self, error: DecodeError) -> ProviderError {
         let (provider, model) = (self.provider.clone(), self.model.clone());
         match error {
-            DecodeError::Malformed(detail) => {
-                ProviderError::MalformedEvent { provider, model, detail: self.redactor.redact(&detail) }
-            }
+            DecodeError::Malformed(detail) => ProviderError::MalformedEvent {
+                provider,
+                model,
+                detail: self.redactor.redact(&detail),
+            },
             DecodeError::Provider { kind, message } => ProviderError::InStream {
                 provider,
                 model,
                 kind: self.redactor.redact(&kind),
                 message: self.redactor.redact(&message),
             },
-            DecodeError::Cut(detail) => {
-                ProviderError::StreamCut { provider, model, detail: self.redactor.redact(&detail) }
-            }
+            DecodeError::Cut(detail) => ProviderError::StreamCut {
+                provider,
+                model,
+                detail: self.redactor.redact(&detail),
+            },
             DecodeError::Body(BodyError::Idle(after)) => ProviderError::Timeout {
                 provider,
                 model,
                 phase: "waiting for the next part of the stream",
                 after,
             },
-            DecodeError::Body(BodyError::TooLarge(limit)) => {
-                ProviderError::BodyTooLarge { provider, model, limit }
-            }
-            DecodeError::Body(BodyError::Transport(detail)) => {
-                ProviderError::StreamCut { provider, model, detail: self.redactor.redact(&detail) }
-            }
+            DecodeError::Body(BodyError::TooLarge(limit)) => ProviderError::BodyTooLarge {
+                provider,
+                model,
+                limit,
+            },
+            DecodeError::Body(BodyError::Transport(detail)) => ProviderError::StreamCut {
+                provider,
+                model,
+                detail: self.redactor.redact(&detail),
+            },
         }
     }
 }
@@ -496,26 +550,30 @@ fn guarded_body(
     limit: usize,
 ) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
     let chunks = Box::pin(response.bytes_stream());
-    futures::stream::unfold((chunks, 0usize, false), move |(mut chunks, total, failed)| async move {
-        if failed {
-            return None;
-        }
-        match tokio::time::timeout(idle, chunks.next()).await {
-            Err(_) => Some((Err(BodyError::Idle(idle)), (chunks, total, true))),
-            Ok(None) => None,
-            Ok(Some(Ok(bytes))) => {
-                let total = total + bytes.len();
-                if total > limit {
-                    Some((Err(BodyError::TooLarge(limit)), (chunks, total, true)))
-                } else {
-                    Some((Ok(bytes), (chunks, total, false)))
+    futures::stream::unfold(
+        (chunks, 0usize, false),
+        move |(mut chunks, total, failed)| async move {
+            if failed {
+                return None;
+            }
+            match tokio::time::timeout(idle, chunks.next()).await {
+                Err(_) => Some((Err(BodyError::Idle(idle)), (chunks, total, true))),
+                Ok(None) => None,
+                Ok(Some(Ok(bytes))) => {
+                    let total = total + bytes.len();
+                    if total > limit {
+                        Some((Err(BodyError::TooLarge(limit)), (chunks, total, true)))
+                    } else {
+                        Some((Ok(bytes), (chunks, total, false)))
+                    }
                 }
+                Ok(Some(Err(error))) => Some((
+                    Err(BodyError::Transport(error_chain(&error))),
+                    (chunks, total, true),
+                )),
             }
-            Ok(Some(Err(error))) => {
-                Some((Err(BodyError::Transport(error_chain(&error))), (chunks, total, true)))
-            }
-        }
-    })
+        },
+    )
 }
 
 /// An error and its sources, joined.

@@ -56,8 +56,16 @@ const KNOWN_KEYS: [&str; 16] = [
     "api_key",
 ];
 
-const MODEL_KEYS: [&str; 8] =
-    ["id", "context", "max_output", "input", "output", "cache_read", "cache_write", "as_of"];
+const MODEL_KEYS: [&str; 8] = [
+    "id",
+    "context",
+    "max_output",
+    "input",
+    "output",
+    "cache_read",
+    "cache_write",
+    "as_of",
+];
 
 impl ProvidersConfig {
     /// Reads the `model` string and the `[providers]` table. Returns the configuration and one
@@ -68,7 +76,10 @@ impl ProvidersConfig {
     ) -> (ProvidersConfig, Vec<String>) {
         let mut warnings = Vec::new();
         let mut config = ProvidersConfig {
-            model: model.map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned),
+            model: model
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
             providers: BTreeMap::new(),
         };
         for (id, value) in providers.into_iter().flatten() {
@@ -76,7 +87,9 @@ impl ProvidersConfig {
                 warnings.push(format!("providers.{id}: expected a table, ignored"));
                 continue;
             };
-            config.providers.insert(id.clone(), read_provider(id, table, &mut warnings));
+            config
+                .providers
+                .insert(id.clone(), read_provider(id, table, &mut warnings));
         }
         (config, warnings)
     }
@@ -105,7 +118,10 @@ impl ProvidersConfig {
     }
 
     pub fn tuning(&self, provider: &str) -> ProviderTuning {
-        self.providers.get(provider).map(|p| p.tuning).unwrap_or_default()
+        self.providers
+            .get(provider)
+            .map(|p| p.tuning)
+            .unwrap_or_default()
     }
 }
 
@@ -205,15 +221,25 @@ fn read_provider(id: &str, table: &toml::Table, warnings: &mut Vec<String>) -> P
 
 fn read_model(at: &str, value: &toml::Value, warnings: &mut Vec<String>) -> Option<RawModel> {
     match value {
-        toml::Value::String(id) => Some(RawModel { id: id.clone(), ..RawModel::default() }),
+        toml::Value::String(id) => Some(RawModel {
+            id: id.clone(),
+            ..RawModel::default()
+        }),
         toml::Value::Table(table) => {
             let Some(id) = table.get("id").and_then(|v| v.as_str()) else {
                 warnings.push(format!("{at}: a model table needs an id, ignored"));
                 return None;
             };
-            let mut model = RawModel { id: id.to_owned(), ..RawModel::default() };
+            let mut model = RawModel {
+                id: id.to_owned(),
+                ..RawModel::default()
+            };
             for (key, value) in table {
-                let number = || value.as_float().or_else(|| value.as_integer().map(|n| n as f64));
+                let number = || {
+                    value
+                        .as_float()
+                        .or_else(|| value.as_integer().map(|n| n as f64))
+                };
                 let count = || value.as_integer().and_then(|n| u64::try_from(n).ok());
                 let ok = match key.as_str() {
                     "id" => true,
@@ -223,7 +249,10 @@ fn read_model(at: &str, value: &toml::Value, warnings: &mut Vec<String>) -> Opti
                     "output" => number().map(|n| model.output = Some(n)).is_some(),
                     "cache_read" => number().map(|n| model.cache_read = Some(n)).is_some(),
                     "cache_write" => number().map(|n| model.cache_write = Some(n)).is_some(),
-                    "as_of" => value.as_str().map(|d| model.as_of = Some(d.to_owned())).is_some(),
+                    "as_of" => value
+                        .as_str()
+                        .map(|d| model.as_of = Some(d.to_owned()))
+                        .is_some(),
                     _ => {
                         warnings.push(format!(
                             "{at}[{id}].{key}: unknown key, ignored (known: {})",
@@ -246,7 +275,9 @@ fn read_model(at: &str, value: &toml::Value, warnings: &mut Vec<String>) -> Opti
 }
 
 fn value_as_secs(value: &toml::Value) -> Option<Duration> {
-    let secs = value.as_float().or_else(|| value.as_integer().map(|n| n as f64))?;
+    let secs = value
+        .as_float()
+        .or_else(|| value.as_integer().map(|n| n as f64))?;
     (secs > 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs))
 }
 
@@ -258,7 +289,10 @@ mod tests {
 
     fn parse(text: &str) -> (ProvidersConfig, Vec<String>) {
         let table: toml::Table = toml::from_str(text).unwrap();
-        let model = table.get("model").and_then(|m| m.as_str()).map(str::to_owned);
+        let model = table
+            .get("model")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned);
         let providers = table.get("providers").and_then(|p| p.as_table()).cloned();
         ProvidersConfig::from_toml(model.as_deref(), providers.as_ref())
     }
@@ -325,12 +359,21 @@ mod tests {
             "#,
         );
         let all = warnings.join("\n");
-        assert!(all.contains("providers.x.base_url: expected a string"), "{all}");
+        assert!(
+            all.contains("providers.x.base_url: expected a string"),
+            "{all}"
+        );
         assert!(all.contains("providers.x.bse_url: unknown key"), "{all}");
         assert!(all.contains("keys do not belong"), "{all}");
-        assert!(!all.contains("sk-should-not-be-here"), "a key is never echoed: {all}");
+        assert!(
+            !all.contains("sk-should-not-be-here"),
+            "a key is never echoed: {all}"
+        );
         assert!(all.contains("[m].ctx: unknown key"), "{all}");
-        assert!(all.contains("num_ctx: expected a positive integer"), "{all}");
+        assert!(
+            all.contains("num_ctx: expected a positive integer"),
+            "{all}"
+        );
         assert_eq!(warnings.len(), 5, "{all}");
         assert!(config.providers.contains_key("x"));
     }

@@ -54,7 +54,11 @@ pub fn probe_targets(catalog: &Catalog) -> Vec<ProbeTarget> {
 /// Probes every target at once; returns those that answered, in the targets' order.
 pub async fn discover(client: &ModelClient, targets: &[ProbeTarget]) -> Vec<LocalServer> {
     let probes = targets.iter().map(|target| probe(client, target));
-    futures::future::join_all(probes).await.into_iter().flatten().collect()
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 async fn probe(client: &ModelClient, target: &ProbeTarget) -> Option<LocalServer> {
@@ -76,7 +80,11 @@ async fn probe(client: &ModelClient, target: &ProbeTarget) -> Option<LocalServer
     let body = tokio::time::timeout(PROBE_TIMEOUT, fetch).await.ok()??;
     let models = model_names(target.api, &body)?;
     tracing::debug!(provider = %target.provider, url = %target.base_url, models = models.len(), "local model server found");
-    Some(LocalServer { provider: target.provider.clone(), base_url: target.base_url.clone(), models })
+    Some(LocalServer {
+        provider: target.provider.clone(),
+        base_url: target.base_url.clone(),
+        models,
+    })
 }
 
 /// Ollama lists `{"models": [{"name": …}]}`; OpenAI-compatible servers `{"data": [{"id": …}]}`.
@@ -113,8 +121,11 @@ pub fn ollama_host_url(value: &str) -> Option<String> {
     if value.is_empty() {
         return None;
     }
-    let with_scheme =
-        if value.contains("://") { value.to_owned() } else { format!("http://{value}") };
+    let with_scheme = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("http://{value}")
+    };
     let mut url = url::Url::parse(&with_scheme).ok()?;
     if url.host_str() == Some("0.0.0.0") {
         url.set_host(Some("127.0.0.1")).ok()?;
@@ -143,9 +154,18 @@ mod tests {
 
     #[test]
     fn ollama_host_forms() {
-        assert_eq!(ollama_host_url("0.0.0.0").as_deref(), Some("http://127.0.0.1:11434"));
-        assert_eq!(ollama_host_url("127.0.0.1:5000").as_deref(), Some("http://127.0.0.1:5000"));
-        assert_eq!(ollama_host_url("http://localhost:7/").as_deref(), Some("http://localhost:7"));
+        assert_eq!(
+            ollama_host_url("0.0.0.0").as_deref(),
+            Some("http://127.0.0.1:11434")
+        );
+        assert_eq!(
+            ollama_host_url("127.0.0.1:5000").as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(
+            ollama_host_url("http://localhost:7/").as_deref(),
+            Some("http://localhost:7")
+        );
         assert_eq!(ollama_host_url("").as_deref(), None);
     }
 
@@ -156,7 +176,10 @@ mod tests {
             ollama.base_url = "http://10.0.0.9:11434".into();
         }
         let targets = probe_targets(&catalog);
-        assert!(targets.iter().all(|t| t.provider != "ollama"), "{targets:?}");
+        assert!(
+            targets.iter().all(|t| t.provider != "ollama"),
+            "{targets:?}"
+        );
         assert_eq!(targets.len(), 2);
     }
 }

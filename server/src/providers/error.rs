@@ -21,17 +21,44 @@ pub enum ProviderError {
         retry_after: Option<Duration>,
     },
     #[error("{provider}/{model}: the provider reported an error in the stream: {kind}: {message}")]
-    InStream { provider: String, model: String, kind: String, message: String },
+    InStream {
+        provider: String,
+        model: String,
+        kind: String,
+        message: String,
+    },
     #[error("{provider}/{model}: cannot connect to {endpoint}: {detail}")]
-    Connect { provider: String, model: String, endpoint: String, detail: String },
+    Connect {
+        provider: String,
+        model: String,
+        endpoint: String,
+        detail: String,
+    },
     #[error("{provider}/{model}: timed out after {after:?} {phase}")]
-    Timeout { provider: String, model: String, phase: &'static str, after: Duration },
+    Timeout {
+        provider: String,
+        model: String,
+        phase: &'static str,
+        after: Duration,
+    },
     #[error("{provider}/{model}: the stream ended before the answer was complete: {detail}")]
-    StreamCut { provider: String, model: String, detail: String },
+    StreamCut {
+        provider: String,
+        model: String,
+        detail: String,
+    },
     #[error("{provider}/{model}: malformed stream event: {detail}")]
-    MalformedEvent { provider: String, model: String, detail: String },
+    MalformedEvent {
+        provider: String,
+        model: String,
+        detail: String,
+    },
     #[error("{provider}/{model}: response body exceeds {limit} bytes")]
-    BodyTooLarge { provider: String, model: String, limit: usize },
+    BodyTooLarge {
+        provider: String,
+        model: String,
+        limit: usize,
+    },
     #[error(
         "{provider}/{model}: HTTP {status} with content type {content_type:?}, expected {expected}"
     )]
@@ -43,7 +70,11 @@ pub enum ProviderError {
         expected: &'static str,
     },
     #[error("{provider}/{model}: no API key: set {env} or run `tack auth login {provider}`")]
-    MissingKey { provider: String, model: String, env: String },
+    MissingKey {
+        provider: String,
+        model: String,
+        env: String,
+    },
     #[error("the API key for {provider} has characters that cannot be sent in an HTTP header")]
     InvalidKey { provider: String },
     #[error("{0}")]
@@ -90,14 +121,20 @@ pub fn is_retryable_status(status: u16) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
     #[error("unknown provider {provider:?} in model {model:?}; known: {known}")]
-    UnknownProvider { provider: String, model: String, known: String },
+    UnknownProvider {
+        provider: String,
+        model: String,
+        known: String,
+    },
     #[error(
         "model {model:?} names no provider; write it as provider/model (for example anthropic/claude-sonnet-4-5)"
     )]
     NoProvider { model: String },
     #[error("provider {provider:?} has no base_url; set base_url in [providers.{provider}]")]
     NoBaseUrl { provider: String },
-    #[error("no local model server is running (looked for Ollama, LM Studio and llama.cpp on 127.0.0.1)")]
+    #[error(
+        "no local model server is running (looked for Ollama, LM Studio and llama.cpp on 127.0.0.1)"
+    )]
     NoLocalServer,
 }
 
@@ -185,7 +222,10 @@ fn next_key_start(text: &str, prefixes: &[&str]) -> Option<(usize, usize)> {
         let mut from = 0;
         while let Some(at) = text[from..].find(prefix) {
             let at = from + at;
-            let boundary = text[..at].chars().next_back().is_none_or(|c| !is_key_char(c));
+            let boundary = text[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !is_key_char(c));
             if boundary {
                 consider(Some(at), prefix.len());
                 break;
@@ -193,7 +233,14 @@ fn next_key_start(text: &str, prefixes: &[&str]) -> Option<(usize, usize)> {
             from = at + prefix.len();
         }
     }
-    for marker in ["Bearer ", "bearer ", "key=", "api_key=", "x-api-key: ", "api-key: "] {
+    for marker in [
+        "Bearer ",
+        "bearer ",
+        "key=",
+        "api_key=",
+        "x-api-key: ",
+        "api-key: ",
+    ] {
         consider(text.find(marker), marker.len());
     }
     best
@@ -222,9 +269,18 @@ mod tests {
     fn key_shapes_are_masked_without_knowing_the_key() {
         let redactor = Redactor::new();
         for (text, secret) in [
-            ("Incorrect API key provided: sk-proj-abcdefgh12345678.", "sk-proj-abcdefgh12345678"),
-            ("x-api-key: sk-ant-api03-ZZZZZZZZZZZZ", "sk-ant-api03-ZZZZZZZZZZZZ"),
-            ("https://host/v1?alt=sse&key=AIzaSyA1234567890abcdef", "AIzaSyA1234567890abcdef"),
+            (
+                "Incorrect API key provided: sk-proj-abcdefgh12345678.",
+                "sk-proj-abcdefgh12345678",
+            ),
+            (
+                "x-api-key: sk-ant-api03-ZZZZZZZZZZZZ",
+                "sk-ant-api03-ZZZZZZZZZZZZ",
+            ),
+            (
+                "https://host/v1?alt=sse&key=AIzaSyA1234567890abcdef",
+                "AIzaSyA1234567890abcdef",
+            ),
             ("Authorization: Bearer abcdefghijklmnop", "abcdefghijklmnop"),
         ] {
             let redacted = redactor.redact(text);

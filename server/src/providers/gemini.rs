@@ -39,7 +39,8 @@ pub(crate) fn build_request(target: &RequestTarget<'_>, request: &ChatRequest) -
                 }
                 ContentPart::ToolResult(result) => {
                     let key = if result.is_error { "error" } else { "output" };
-                    let mut response = json!({ "name": result.name, "response": { key: result.content } });
+                    let mut response =
+                        json!({ "name": result.name, "response": { key: result.content } });
                     if !result.call_id.starts_with(GENERATED_ID_PREFIX) {
                         response["id"] = json!(result.call_id);
                     }
@@ -92,7 +93,10 @@ pub(crate) fn build_request(target: &RequestTarget<'_>, request: &ChatRequest) -
         body["generationConfig"] = Value::Object(generation);
     }
     WireRequest {
-        url: format!("{}/models/{}:streamGenerateContent?alt=sse", target.base_url, target.model),
+        url: format!(
+            "{}/models/{}:streamGenerateContent?alt=sse",
+            target.base_url, target.model
+        ),
         body,
         headers: vec![("accept", "text/event-stream".to_owned())],
     }
@@ -178,13 +182,19 @@ impl StreamDecoder for Decoder {
         if let Some(error) = chunk.error {
             return Err(DecodeError::Provider {
                 kind: error["status"].as_str().unwrap_or("error").to_owned(),
-                message: error["message"].as_str().unwrap_or("unknown error").to_owned(),
+                message: error["message"]
+                    .as_str()
+                    .unwrap_or("unknown error")
+                    .to_owned(),
             });
         }
         if let Some(usage) = chunk.usage_metadata {
             self.raw_usage = Some(usage);
         }
-        if let Some(reason) = chunk.prompt_feedback.as_ref().and_then(|f| f["blockReason"].as_str())
+        if let Some(reason) = chunk
+            .prompt_feedback
+            .as_ref()
+            .and_then(|f| f["blockReason"].as_str())
         {
             self.blocked = Some(reason.to_owned());
         }
@@ -195,11 +205,21 @@ impl StreamDecoder for Decoder {
                     let index = self.calls;
                     self.calls += 1;
                     let id = call.id.unwrap_or_else(|| {
-                        format!("{GENERATED_ID_PREFIX}{}", NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed))
+                        format!(
+                            "{GENERATED_ID_PREFIX}{}",
+                            NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed)
+                        )
                     });
-                    out.push(StreamEvent::ToolCallStarted { index, id, name: call.name });
+                    out.push(StreamEvent::ToolCallStarted {
+                        index,
+                        id,
+                        name: call.name,
+                    });
                     let args = call.args.unwrap_or_else(|| json!({}));
-                    out.push(StreamEvent::ToolCallArgumentsDelta { index, fragment: args.to_string() });
+                    out.push(StreamEvent::ToolCallArgumentsDelta {
+                        index,
+                        fragment: args.to_string(),
+                    });
                 } else if let Some(text) = part.text.filter(|t| !t.is_empty()) {
                     if part.thought == Some(true) {
                         out.push(StreamEvent::ThinkingDelta { text });
@@ -310,7 +330,10 @@ mod tests {
         let body = wire.body;
         assert_eq!(body["systemInstruction"]["parts"][0]["text"], "sys");
         assert_eq!(body["contents"][1]["role"], "model");
-        assert_eq!(body["contents"][1]["parts"][0]["functionCall"], json!({"name":"read","args":{"p":1}}));
+        assert_eq!(
+            body["contents"][1]["parts"][0]["functionCall"],
+            json!({"name":"read","args":{"p":1}})
+        );
         assert_eq!(
             body["contents"][2]["parts"][0]["functionResponse"],
             json!({"name":"read","response":{"output":"text"}})
@@ -319,7 +342,10 @@ mod tests {
         assert!(parameters.get("additionalProperties").is_none());
         assert_eq!(parameters["properties"]["p"]["type"], "integer");
         assert_eq!(body["generationConfig"]["maxOutputTokens"], 50);
-        assert_eq!(body["generationConfig"]["thinkingConfig"]["includeThoughts"], true);
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"]["includeThoughts"],
+            true
+        );
     }
 
     #[test]
@@ -328,7 +354,13 @@ mod tests {
             "candidatesTokenCount": 20, "thoughtsTokenCount": 5, "totalTokenCount": 125});
         assert_eq!(
             usage_of(&raw),
-            Usage { input_uncached: 70, cache_read: 30, cache_write: 0, output: 25, reasoning: 5 }
+            Usage {
+                input_uncached: 70,
+                cache_read: 30,
+                cache_write: 0,
+                output: 25,
+                reasoning: 5
+            }
         );
     }
 
@@ -336,10 +368,21 @@ mod tests {
     fn a_blocked_prompt_ends_as_content_filter() {
         let mut decoder = Decoder::default();
         let mut out = Vec::new();
-        let data = r#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4}}"#;
-        decoder.decode(&Frame { event: "message".into(), data: data.into() }, &mut out).unwrap();
+        let data =
+            r#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":4}}"#;
+        decoder
+            .decode(
+                &Frame {
+                    event: "message".into(),
+                    data: data.into(),
+                },
+                &mut out,
+            )
+            .unwrap();
         decoder.finish(&mut out).unwrap();
-        let StreamEvent::Completed(completion) = &out[0] else { panic!("{out:?}") };
+        let StreamEvent::Completed(completion) = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(completion.stop_reason, StopReason::ContentFilter);
     }
 }

@@ -161,8 +161,14 @@ impl StreamDecoder for Decoder {
     fn decode(&mut self, frame: &Frame, out: &mut Vec<StreamEvent>) -> Result<(), DecodeError> {
         let line: Line = parse_json(&frame.data)?;
         if let Some(error) = line.error {
-            let message = error.as_str().map(str::to_owned).unwrap_or_else(|| error.to_string());
-            return Err(DecodeError::Provider { kind: "error".to_owned(), message });
+            let message = error
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| error.to_string());
+            return Err(DecodeError::Provider {
+                kind: "error".to_owned(),
+                message,
+            });
         }
         if let Some(message) = line.message {
             if let Some(thinking) = message.thinking.filter(|t| !t.is_empty()) {
@@ -175,15 +181,25 @@ impl StreamDecoder for Decoder {
                 let index = self.calls;
                 self.calls += 1;
                 let id = call.id.unwrap_or_else(|| {
-                    format!("ollama-call-{}", NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed))
+                    format!(
+                        "ollama-call-{}",
+                        NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed)
+                    )
                 });
-                out.push(StreamEvent::ToolCallStarted { index, id, name: call.function.name });
+                out.push(StreamEvent::ToolCallStarted {
+                    index,
+                    id,
+                    name: call.function.name,
+                });
                 let arguments = match call.function.arguments {
                     Some(Value::String(text)) => text,
                     Some(value) => value.to_string(),
                     None => "{}".to_owned(),
                 };
-                out.push(StreamEvent::ToolCallArgumentsDelta { index, fragment: arguments });
+                out.push(StreamEvent::ToolCallArgumentsDelta {
+                    index,
+                    fragment: arguments,
+                });
             }
         }
         if line.done {
@@ -269,8 +285,14 @@ mod tests {
         let body = wire.body;
         assert_eq!(body["options"]["num_ctx"], 32768);
         assert_eq!(body["think"], true);
-        assert_eq!(body["messages"][1]["tool_calls"][0]["function"]["arguments"], json!({"p":"a"}));
-        assert_eq!(body["messages"][2], json!({"role":"tool","content":"ok","tool_name":"read"}));
+        assert_eq!(
+            body["messages"][1]["tool_calls"][0]["function"]["arguments"],
+            json!({"p":"a"})
+        );
+        assert_eq!(
+            body["messages"][2],
+            json!({"role":"tool","content":"ok","tool_name":"read"})
+        );
     }
 
     #[test]
@@ -278,13 +300,19 @@ mod tests {
         let mut out = Vec::new();
         let error = Decoder::default()
             .decode(
-                &Frame { event: String::new(), data: r#"{"error":"model \"x\" not found"}"#.into() },
+                &Frame {
+                    event: String::new(),
+                    data: r#"{"error":"model \"x\" not found"}"#.into(),
+                },
                 &mut out,
             )
             .unwrap_err();
         assert_eq!(
             error,
-            DecodeError::Provider { kind: "error".into(), message: "model \"x\" not found".into() }
+            DecodeError::Provider {
+                kind: "error".into(),
+                message: "model \"x\" not found".into()
+            }
         );
     }
 }

@@ -232,7 +232,9 @@ impl StreamDecoder for Decoder {
             self.complete(out);
             return Ok(());
         }
-        Err(DecodeError::Cut("no finish_reason and no [DONE]".to_owned()))
+        Err(DecodeError::Cut(
+            "no finish_reason and no [DONE]".to_owned(),
+        ))
     }
 
     fn is_done(&self) -> bool {
@@ -242,7 +244,10 @@ impl StreamDecoder for Decoder {
 
 impl Decoder {
     fn decode_delta(&mut self, delta: Delta, out: &mut Vec<StreamEvent>) {
-        for thinking in [delta.reasoning_content, delta.reasoning].into_iter().flatten() {
+        for thinking in [delta.reasoning_content, delta.reasoning]
+            .into_iter()
+            .flatten()
+        {
             if !thinking.is_empty() {
                 out.push(StreamEvent::ThinkingDelta { text: thinking });
             }
@@ -296,7 +301,10 @@ mod tests {
     use crate::providers::types::{Message, ToolCall, ToolResult};
 
     fn frame(data: &str) -> Frame {
-        Frame { event: "message".into(), data: data.into() }
+        Frame {
+            event: "message".into(),
+            data: data.into(),
+        }
     }
 
     #[test]
@@ -308,12 +316,19 @@ mod tests {
             max_tokens_field: Some("max_completion_tokens"),
             num_ctx: None,
         };
-        let call = ToolCall { id: "call_1".into(), name: "read".into(), arguments: "{\"p\":1}".into() };
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "read".into(),
+            arguments: "{\"p\":1}".into(),
+        };
         let request = ChatRequest {
             system: Some("be brief".into()),
             messages: vec![
                 Message::user("hi"),
-                Message { role: Role::Assistant, content: vec![ContentPart::ToolCall(call)] },
+                Message {
+                    role: Role::Assistant,
+                    content: vec![ContentPart::ToolCall(call)],
+                },
                 Message {
                     role: Role::User,
                     content: vec![ContentPart::ToolResult(ToolResult {
@@ -338,9 +353,15 @@ mod tests {
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["max_completion_tokens"], 100);
-        assert_eq!(body["messages"][0], json!({"role": "system", "content": "be brief"}));
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "be brief"})
+        );
         assert_eq!(body["messages"][2]["content"], Value::Null);
-        assert_eq!(body["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"p\":1}");
+        assert_eq!(
+            body["messages"][2]["tool_calls"][0]["function"]["arguments"],
+            "{\"p\":1}"
+        );
         assert_eq!(
             body["messages"][3],
             json!({"role": "tool", "tool_call_id": "call_1", "content": "data"})
@@ -357,9 +378,16 @@ mod tests {
         });
         assert_eq!(
             usage_of(&raw),
-            Usage { input_uncached: 40, cache_read: 60, cache_write: 0, output: 40, reasoning: 10 }
+            Usage {
+                input_uncached: 40,
+                cache_read: 60,
+                cache_write: 0,
+                output: 40,
+                reasoning: 10
+            }
         );
-        let deepseek = json!({"prompt_tokens": 10, "completion_tokens": 1, "prompt_cache_hit_tokens": 4});
+        let deepseek =
+            json!({"prompt_tokens": 10, "completion_tokens": 1, "prompt_cache_hit_tokens": 4});
         assert_eq!(usage_of(&deepseek).cache_read, 4);
         assert_eq!(usage_of(&deepseek).input_uncached, 6);
     }
@@ -369,11 +397,17 @@ mod tests {
         let mut decoder = Decoder::default();
         let mut out = Vec::new();
         let error = decoder
-            .decode(&frame(r#"{"error":{"message":"overloaded","type":"server_error"}}"#), &mut out)
+            .decode(
+                &frame(r#"{"error":{"message":"overloaded","type":"server_error"}}"#),
+                &mut out,
+            )
             .unwrap_err();
         assert_eq!(
             error,
-            DecodeError::Provider { kind: "server_error".into(), message: "overloaded".into() }
+            DecodeError::Provider {
+                kind: "server_error".into(),
+                message: "overloaded".into()
+            }
         );
     }
 
@@ -382,7 +416,10 @@ mod tests {
         let mut decoder = Decoder::default();
         let mut out = Vec::new();
         decoder
-            .decode(&frame(r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#), &mut out)
+            .decode(
+                &frame(r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#),
+                &mut out,
+            )
             .unwrap();
         assert!(matches!(decoder.finish(&mut out), Err(DecodeError::Cut(_))));
     }

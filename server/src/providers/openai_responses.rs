@@ -137,7 +137,10 @@ impl StreamDecoder for Decoder {
                 let item = event.item.unwrap_or(Value::Null);
                 if item["type"] == "function_call" && !self.started.contains(&index) {
                     self.started.push(index);
-                    let id = item["call_id"].as_str().or(item["id"].as_str()).unwrap_or_default();
+                    let id = item["call_id"]
+                        .as_str()
+                        .or(item["id"].as_str())
+                        .unwrap_or_default();
                     out.push(StreamEvent::ToolCallStarted {
                         index,
                         id: id.to_owned(),
@@ -162,7 +165,10 @@ impl StreamDecoder for Decoder {
                 let stop = if event.kind == "response.completed" {
                     StopReason::EndTurn
                 } else {
-                    match response.pointer("/incomplete_details/reason").and_then(Value::as_str) {
+                    match response
+                        .pointer("/incomplete_details/reason")
+                        .and_then(Value::as_str)
+                    {
                         Some("max_output_tokens") => StopReason::MaxTokens,
                         Some("content_filter") => StopReason::ContentFilter,
                         Some(other) => StopReason::Other(other.to_owned()),
@@ -173,11 +179,18 @@ impl StreamDecoder for Decoder {
                 out.push(completed(stop, usage_of(&raw), raw));
             }
             "response.failed" => {
-                let error = event.response.as_ref().and_then(|r| r.get("error")).cloned();
+                let error = event
+                    .response
+                    .as_ref()
+                    .and_then(|r| r.get("error"))
+                    .cloned();
                 let error = error.unwrap_or(Value::Null);
                 return Err(DecodeError::Provider {
                     kind: error["code"].as_str().unwrap_or("failed").to_owned(),
-                    message: error["message"].as_str().unwrap_or("the response failed").to_owned(),
+                    message: error["message"]
+                        .as_str()
+                        .unwrap_or("the response failed")
+                        .to_owned(),
                 });
             }
             "error" => {
@@ -264,7 +277,10 @@ mod tests {
         assert_eq!(body["store"], false);
         assert_eq!(body["input"][0], json!({"role":"user","content":"hi"}));
         assert_eq!(body["input"][1]["type"], "function_call");
-        assert_eq!(body["input"][2], json!({"type":"function_call_output","call_id":"call_1","output":"r"}));
+        assert_eq!(
+            body["input"][2],
+            json!({"type":"function_call_output","call_id":"call_1","output":"r"})
+        );
         assert_eq!(body["reasoning"]["effort"], "high");
     }
 
@@ -273,13 +289,27 @@ mod tests {
         let mut out = Vec::new();
         let data = r#"{"type":"response.incomplete","sequence_number":5,"response":{"id":"resp_1","status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":3},"total_tokens":17}}}"#;
         Decoder::default()
-            .decode(&Frame { event: "response.incomplete".into(), data: data.into() }, &mut out)
+            .decode(
+                &Frame {
+                    event: "response.incomplete".into(),
+                    data: data.into(),
+                },
+                &mut out,
+            )
             .unwrap();
-        let StreamEvent::Completed(completion) = &out[0] else { panic!("{out:?}") };
+        let StreamEvent::Completed(completion) = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(completion.stop_reason, StopReason::MaxTokens);
         assert_eq!(
             completion.usage,
-            Usage { input_uncached: 6, cache_read: 4, cache_write: 0, output: 7, reasoning: 3 }
+            Usage {
+                input_uncached: 6,
+                cache_read: 4,
+                cache_write: 0,
+                output: 7,
+                reasoning: 3
+            }
         );
     }
 }

@@ -44,7 +44,9 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("providers", &self.catalog.providers.len()).finish()
+        f.debug_struct("Registry")
+            .field("providers", &self.catalog.providers.len())
+            .finish()
     }
 }
 
@@ -63,7 +65,15 @@ impl Registry {
             ollama.base_url = host;
         }
         let (catalog, warnings) = config.apply_to(catalog);
-        (Registry { catalog, config, store, env }, warnings)
+        (
+            Registry {
+                catalog,
+                config,
+                store,
+                env,
+            },
+            warnings,
+        )
     }
 
     /// The registry for this user: built-in catalog, the refresh overlay and credential file in
@@ -110,10 +120,16 @@ impl Registry {
     /// Resolves `provider/model`. `local/<model>` picks the discovered server that lists the
     /// model, else the first discovered server. A string without a provider resolves only when
     /// exactly one catalog provider lists that model.
-    pub fn resolve(&self, model: &str, local: &[LocalServer]) -> Result<ResolvedModel, ResolveError> {
+    pub fn resolve(
+        &self,
+        model: &str,
+        local: &[LocalServer],
+    ) -> Result<ResolvedModel, ResolveError> {
         let model = model.trim();
         let (provider_id, model_id) = match model.split_once('/') {
-            Some((provider, rest)) if self.catalog.get(provider).is_some() || provider == LOCAL_PREFIX => {
+            Some((provider, rest))
+                if self.catalog.get(provider).is_some() || provider == LOCAL_PREFIX =>
+            {
                 (provider.to_owned(), rest.to_owned())
             }
             Some((provider, _)) if self.catalog.providers_listing(model).len() != 1 => {
@@ -127,7 +143,11 @@ impl Registry {
                 let listing = self.catalog.providers_listing(model);
                 match listing.as_slice() {
                     [only] => (only.id.clone(), model.to_owned()),
-                    _ => return Err(ResolveError::NoProvider { model: model.to_owned() }),
+                    _ => {
+                        return Err(ResolveError::NoProvider {
+                            model: model.to_owned(),
+                        });
+                    }
                 }
             }
         };
@@ -142,12 +162,18 @@ impl Registry {
             }
         })?;
         if provider.base_url.is_empty() {
-            return Err(ResolveError::NoBaseUrl { provider: provider.id });
+            return Err(ResolveError::NoBaseUrl {
+                provider: provider.id,
+            });
         }
         Ok(self.resolved(provider, model_id))
     }
 
-    fn resolve_local(&self, model: &str, local: &[LocalServer]) -> Result<ResolvedModel, ResolveError> {
+    fn resolve_local(
+        &self,
+        model: &str,
+        local: &[LocalServer],
+    ) -> Result<ResolvedModel, ResolveError> {
         let server = local
             .iter()
             .find(|server| server.models.iter().any(|m| m == model))
@@ -170,7 +196,12 @@ impl Registry {
     fn resolved(&self, provider: ProviderEntry, model: String) -> ResolvedModel {
         let info = provider.model(&model).cloned();
         let tuning = self.config.tuning(&provider.id);
-        ResolvedModel { provider, model, info, tuning }
+        ResolvedModel {
+            provider,
+            model,
+            info,
+            tuning,
+        }
     }
 
     /// The model to use when the user named none: the configured one, else the first model of
@@ -197,12 +228,17 @@ mod tests {
 
     fn registry_with(config_toml: &str, env: &'static [(&'static str, &'static str)]) -> Registry {
         let table: toml::Table = toml::from_str(config_toml).unwrap();
-        let model = table.get("model").and_then(|m| m.as_str()).map(str::to_owned);
+        let model = table
+            .get("model")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned);
         let providers = table.get("providers").and_then(|p| p.as_table()).cloned();
         let (config, warnings) = ProvidersConfig::from_toml(model.as_deref(), providers.as_ref());
         assert!(warnings.is_empty(), "{warnings:?}");
         let lookup = move |name: &str| {
-            env.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
         };
         Registry::new(Catalog::builtin(), config, None, Arc::new(lookup)).0
     }
@@ -210,10 +246,14 @@ mod tests {
     #[test]
     fn provider_prefixed_models_resolve_with_catalog_facts() {
         let registry = registry_with("", &[]);
-        let sonnet = registry.resolve("anthropic/claude-sonnet-4-5", &[]).unwrap();
+        let sonnet = registry
+            .resolve("anthropic/claude-sonnet-4-5", &[])
+            .unwrap();
         assert_eq!(sonnet.provider.id, "anthropic");
         assert_eq!(sonnet.info.unwrap().max_output, Some(64_000));
-        let routed = registry.resolve("openrouter/anthropic/claude-sonnet-4.5", &[]).unwrap();
+        let routed = registry
+            .resolve("openrouter/anthropic/claude-sonnet-4.5", &[])
+            .unwrap();
         assert_eq!(routed.provider.id, "openrouter");
         assert_eq!(routed.model, "anthropic/claude-sonnet-4.5");
         let ollama = registry.resolve("ollama/qwen2.5-coder:7b", &[]).unwrap();
@@ -224,11 +264,24 @@ mod tests {
     #[test]
     fn bare_models_resolve_only_when_unambiguous() {
         let registry = registry_with("", &[]);
-        assert_eq!(registry.resolve("claude-haiku-4-5", &[]).unwrap().provider.id, "anthropic");
+        assert_eq!(
+            registry
+                .resolve("claude-haiku-4-5", &[])
+                .unwrap()
+                .provider
+                .id,
+            "anthropic"
+        );
         // gpt-5 is listed by openai and openai-responses (and openrouter as openai/gpt-5).
-        assert!(matches!(registry.resolve("gpt-5", &[]), Err(ResolveError::NoProvider { .. })));
+        assert!(matches!(
+            registry.resolve("gpt-5", &[]),
+            Err(ResolveError::NoProvider { .. })
+        ));
         let error = registry.resolve("nowhere/model", &[]).unwrap_err();
-        assert!(error.to_string().contains("unknown provider \"nowhere\""), "{error}");
+        assert!(
+            error.to_string().contains("unknown provider \"nowhere\""),
+            "{error}"
+        );
     }
 
     #[test]
@@ -236,7 +289,9 @@ mod tests {
         let registry = registry_with("", &[]);
         assert_eq!(
             registry.resolve("azure/gpt-5", &[]).unwrap_err(),
-            ResolveError::NoBaseUrl { provider: "azure".into() }
+            ResolveError::NoBaseUrl {
+                provider: "azure".into()
+            }
         );
         let configured = registry_with(
             "[providers.azure]\nbase_url = \"https://r.openai.azure.com/openai/v1\"\n",
@@ -270,10 +325,27 @@ mod tests {
         let resolved = registry.resolve("local/smollm2", &servers).unwrap();
         assert_eq!(resolved.provider.id, "llamacpp");
         assert_eq!(resolved.provider.base_url, "http://127.0.0.1:8080/v1");
-        assert_eq!(registry.resolve("local/other", &servers).unwrap().provider.id, "ollama");
-        assert_eq!(registry.resolve("local/x", &[]).unwrap_err(), ResolveError::NoLocalServer);
-        assert_eq!(registry.default_model(&servers).as_deref(), Some("local/llama3"));
-        assert_eq!(registry.default_model(&[]), None, "no hidden remote default");
+        assert_eq!(
+            registry
+                .resolve("local/other", &servers)
+                .unwrap()
+                .provider
+                .id,
+            "ollama"
+        );
+        assert_eq!(
+            registry.resolve("local/x", &[]).unwrap_err(),
+            ResolveError::NoLocalServer
+        );
+        assert_eq!(
+            registry.default_model(&servers).as_deref(),
+            Some("local/llama3")
+        );
+        assert_eq!(
+            registry.default_model(&[]),
+            None,
+            "no hidden remote default"
+        );
         let configured = registry_with("model = \"anthropic/claude-haiku-4-5\"", &[]);
         assert_eq!(
             configured.default_model(&servers).as_deref(),

@@ -53,7 +53,9 @@ impl RetryPolicy {
 fn random_u64() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
     );
     hasher.finish()
 }
@@ -68,12 +70,19 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
     {
         return Some(Duration::from_secs_f64(ms / 1000.0));
     }
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
     }
     let when = httpdate_to_system_time(value)?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Parses the IMF-fixdate form of an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
@@ -83,9 +92,11 @@ fn httpdate_to_system_time(text: &str) -> Option<SystemTime> {
         return None;
     };
     let day: u64 = day.parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| m == month)? as u64
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)? as u64
         + 1;
     let year: i64 = year.parse().ok()?;
     let mut clock = time.split(':').map(|p| p.parse::<u64>().ok());
@@ -117,9 +128,13 @@ mod tests {
             max_retry_after: Duration::from_secs(5),
         };
         for retry in 1..=10 {
-            let full = (Duration::from_millis(100) * (1 << (retry - 1))).min(Duration::from_secs(1));
+            let full =
+                (Duration::from_millis(100) * (1 << (retry - 1))).min(Duration::from_secs(1));
             let delay = policy.delay(retry, None).unwrap();
-            assert!(delay >= full / 2 && delay <= full, "retry {retry}: {delay:?} vs {full:?}");
+            assert!(
+                delay >= full / 2 && delay <= full,
+                "retry {retry}: {delay:?} vs {full:?}"
+            );
         }
         assert_eq!(policy.delay(11, None), None);
         let delays: std::collections::HashSet<Duration> =
@@ -130,7 +145,10 @@ mod tests {
     #[test]
     fn retry_after_replaces_backoff_up_to_a_cap() {
         let policy = RetryPolicy::default();
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(2))), Some(Duration::from_secs(2)));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(2))),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(policy.delay(1, Some(Duration::from_secs(3600))), None);
     }
 
@@ -140,10 +158,20 @@ mod tests {
         headers.insert("retry-after", HeaderValue::from_static("7"));
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(7)));
         headers.insert("retry-after-ms", HeaderValue::from_static("250"));
-        assert_eq!(parse_retry_after(&headers), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_retry_after(&headers),
+            Some(Duration::from_millis(250))
+        );
         let mut dated = HeaderMap::new();
-        dated.insert("retry-after", HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert_eq!(parse_retry_after(&dated), Some(Duration::ZERO), "a past date means now");
+        dated.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        assert_eq!(
+            parse_retry_after(&dated),
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
         assert_eq!(
             httpdate_to_system_time("Sun, 06 Nov 1994 08:49:37 GMT"),
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))

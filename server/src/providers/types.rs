@@ -40,11 +40,17 @@ pub struct Message {
 
 impl Message {
     pub fn user(text: impl Into<String>) -> Self {
-        Self { role: Role::User, content: vec![ContentPart::Text(text.into())] }
+        Self {
+            role: Role::User,
+            content: vec![ContentPart::Text(text.into())],
+        }
     }
 
     pub fn assistant(text: impl Into<String>) -> Self {
-        Self { role: Role::Assistant, content: vec![ContentPart::Text(text.into())] }
+        Self {
+            role: Role::Assistant,
+            content: vec![ContentPart::Text(text.into())],
+        }
     }
 
     /// The concatenated text parts.
@@ -65,7 +71,10 @@ pub enum ContentPart {
     Text(String),
     /// Visible reasoning. `signature` is the provider's opaque token that must be sent back
     /// unchanged with the block in later turns (Anthropic).
-    Thinking { text: String, signature: Option<String> },
+    Thinking {
+        text: String,
+        signature: Option<String>,
+    },
     ToolCall(ToolCall),
     ToolResult(ToolResult),
 }
@@ -110,16 +119,32 @@ pub struct ToolResult {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
-    TextDelta { text: String },
-    ThinkingDelta { text: String },
+    TextDelta {
+        text: String,
+    },
+    ThinkingDelta {
+        text: String,
+    },
     /// The opaque signature closing a thinking block (Anthropic).
-    ThinkingSignature { signature: String },
+    ThinkingSignature {
+        signature: String,
+    },
     /// A tool call begins. `index` identifies it among this answer's calls.
-    ToolCallStarted { index: usize, id: String, name: String },
+    ToolCallStarted {
+        index: usize,
+        id: String,
+        name: String,
+    },
     /// A piece of a tool call's JSON arguments text.
-    ToolCallArgumentsDelta { index: usize, fragment: String },
+    ToolCallArgumentsDelta {
+        index: usize,
+        fragment: String,
+    },
     /// A tool call is complete (emitted before [`StreamEvent::Completed`]).
-    ToolCallReady { index: usize, call: ToolCall },
+    ToolCallReady {
+        index: usize,
+        call: ToolCall,
+    },
     /// The answer is complete. Always the last event of a successful stream.
     Completed(Completion),
 }
@@ -187,7 +212,9 @@ impl ModelResponse {
         match event {
             StreamEvent::TextDelta { text } => self.text.push_str(&text),
             StreamEvent::ThinkingDelta { text } => self.thinking.push_str(&text),
-            StreamEvent::ThinkingSignature { signature } => self.thinking_signature = Some(signature),
+            StreamEvent::ThinkingSignature { signature } => {
+                self.thinking_signature = Some(signature)
+            }
             StreamEvent::ToolCallStarted { .. } | StreamEvent::ToolCallArgumentsDelta { .. } => {}
             StreamEvent::ToolCallReady { call, .. } => self.tool_calls.push(call),
             StreamEvent::Completed(completion) => self.completion = Some(completion),
@@ -207,7 +234,10 @@ impl ModelResponse {
             content.push(ContentPart::Text(self.text.clone()));
         }
         content.extend(self.tool_calls.iter().cloned().map(ContentPart::ToolCall));
-        Message { role: Role::Assistant, content }
+        Message {
+            role: Role::Assistant,
+            content,
+        }
     }
 }
 
@@ -218,9 +248,16 @@ mod tests {
 
     #[test]
     fn empty_arguments_parse_as_empty_object() {
-        let call = ToolCall { id: "1".into(), name: "x".into(), arguments: " ".into() };
+        let call = ToolCall {
+            id: "1".into(),
+            name: "x".into(),
+            arguments: " ".into(),
+        };
         assert_eq!(call.parsed_arguments().unwrap(), serde_json::json!({}));
-        let bad = ToolCall { arguments: "{\"a\":".into(), ..call };
+        let bad = ToolCall {
+            arguments: "{\"a\":".into(),
+            ..call
+        };
         assert!(bad.parsed_arguments().is_err());
     }
 
@@ -230,8 +267,15 @@ mod tests {
         response.absorb(StreamEvent::ThinkingDelta { text: "hm".into() });
         response.absorb(StreamEvent::TextDelta { text: "Hel".into() });
         response.absorb(StreamEvent::TextDelta { text: "lo".into() });
-        let call = ToolCall { id: "c1".into(), name: "read".into(), arguments: "{}".into() };
-        response.absorb(StreamEvent::ToolCallReady { index: 0, call: call.clone() });
+        let call = ToolCall {
+            id: "c1".into(),
+            name: "read".into(),
+            arguments: "{}".into(),
+        };
+        response.absorb(StreamEvent::ToolCallReady {
+            index: 0,
+            call: call.clone(),
+        });
         let message = response.to_message();
         assert_eq!(message.role, Role::Assistant);
         assert_eq!(message.text(), "Hello");

@@ -88,7 +88,12 @@ impl Framing {
 
     /// The `Content-Type` a successful streaming response must have.
     pub fn accepts(self, content_type: &str) -> bool {
-        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match self {
             Framing::Sse => media == "text/event-stream",
             // One JSON object per line: a single-line `application/json` body is valid too.
@@ -118,23 +123,36 @@ type BoxedBytes<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send>>;
 
 enum FrameSource<E> {
     Sse(Pin<Box<EventStream<BoxedBytes<E>>>>),
-    Ndjson { body: BoxedBytes<E>, buffer: Vec<u8>, scanned: usize, ended: bool },
+    Ndjson {
+        body: BoxedBytes<E>,
+        buffer: Vec<u8>,
+        scanned: usize,
+        ended: bool,
+    },
 }
 
 impl<E: Into<DecodeError>> FrameSource<E> {
     async fn next_frame(&mut self) -> Option<Result<Frame, DecodeError>> {
         match self {
             FrameSource::Sse(events) => match events.next().await? {
-                Ok(event) => Some(Ok(Frame { event: event.event, data: event.data })),
+                Ok(event) => Some(Ok(Frame {
+                    event: event.event,
+                    data: event.data,
+                })),
                 Err(EventStreamError::Transport(error)) => Some(Err(error.into())),
-                Err(EventStreamError::Utf8(error)) => {
-                    Some(Err(DecodeError::Malformed(format!("stream is not UTF-8: {error}"))))
-                }
-                Err(EventStreamError::Parser(error)) => {
-                    Some(Err(DecodeError::Malformed(format!("not a server-sent event: {error}"))))
-                }
+                Err(EventStreamError::Utf8(error)) => Some(Err(DecodeError::Malformed(format!(
+                    "stream is not UTF-8: {error}"
+                )))),
+                Err(EventStreamError::Parser(error)) => Some(Err(DecodeError::Malformed(format!(
+                    "not a server-sent event: {error}"
+                )))),
             },
-            FrameSource::Ndjson { body, buffer, scanned, ended } => loop {
+            FrameSource::Ndjson {
+                body,
+                buffer,
+                scanned,
+                ended,
+            } => loop {
                 if let Some(offset) = buffer[*scanned..].iter().position(|b| *b == b'\n') {
                     let end = *scanned + offset;
                     let line: Vec<u8> = buffer.drain(..=end).collect();
@@ -186,8 +204,13 @@ fn trim_line(line: &[u8]) -> &[u8] {
 
 fn line_frame(line: &[u8]) -> Result<Frame, DecodeError> {
     match std::str::from_utf8(line) {
-        Ok(text) => Ok(Frame { event: String::new(), data: text.to_owned() }),
-        Err(error) => Err(DecodeError::Malformed(format!("line is not UTF-8: {error}"))),
+        Ok(text) => Ok(Frame {
+            event: String::new(),
+            data: text.to_owned(),
+        }),
+        Err(error) => Err(DecodeError::Malformed(format!(
+            "line is not UTF-8: {error}"
+        ))),
     }
 }
 
@@ -204,9 +227,12 @@ where
     let body: BoxedBytes<E> = Box::pin(body);
     let frames = match Framing::of(api) {
         Framing::Sse => FrameSource::Sse(Box::pin(EventStream::new(body))),
-        Framing::Ndjson => {
-            FrameSource::Ndjson { body, buffer: Vec::new(), scanned: 0, ended: false }
-        }
+        Framing::Ndjson => FrameSource::Ndjson {
+            body,
+            buffer: Vec::new(),
+            scanned: 0,
+            ended: false,
+        },
     };
     let state = DecodeState {
         frames,
@@ -265,7 +291,11 @@ impl<E: Into<DecodeError>> DecodeState<E> {
             for event in self.scratch.drain(..) {
                 self.assembler.absorb(event, &mut self.pending);
             }
-            if self.pending.iter().any(|e| matches!(e, StreamEvent::Completed(_))) {
+            if self
+                .pending
+                .iter()
+                .any(|e| matches!(e, StreamEvent::Completed(_)))
+            {
                 self.over = true;
             }
         }
@@ -284,7 +314,11 @@ impl ToolCallAssembler {
             StreamEvent::ToolCallStarted { index, id, name } => {
                 self.calls.insert(
                     *index,
-                    ToolCall { id: id.clone(), name: name.clone(), arguments: String::new() },
+                    ToolCall {
+                        id: id.clone(),
+                        name: name.clone(),
+                        arguments: String::new(),
+                    },
                 );
             }
             StreamEvent::ToolCallArgumentsDelta { index, fragment } => {
@@ -343,14 +377,18 @@ pub(crate) fn completed(
     usage: Usage,
     raw_usage: serde_json::Value,
 ) -> StreamEvent {
-    StreamEvent::Completed(Completion { stop_reason, usage, raw_usage, cost: None })
+    StreamEvent::Completed(Completion {
+        stop_reason,
+        usage,
+        raw_usage,
+        cost: None,
+    })
 }
 
 /// Parses a frame's JSON, reporting a short excerpt when it is not JSON.
 pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(data: &'a str) -> Result<T, DecodeError> {
-    serde_json::from_str(data).map_err(|error| {
-        DecodeError::Malformed(format!("{error} in {:?}", excerpt(data, 120)))
-    })
+    serde_json::from_str(data)
+        .map_err(|error| DecodeError::Malformed(format!("{error} in {:?}", excerpt(data, 120))))
 }
 
 /// The first `max` characters of `text`.
@@ -377,7 +415,11 @@ pub fn error_message_from_body(body: &str) -> String {
     });
     from_json.unwrap_or_else(|| {
         let trimmed = body.trim();
-        if trimmed.is_empty() { "(empty body)".to_owned() } else { excerpt(trimmed, 300) }
+        if trimmed.is_empty() {
+            "(empty body)".to_owned()
+        } else {
+            excerpt(trimmed, 300)
+        }
     })
 }
 
@@ -398,10 +440,13 @@ pub(crate) fn count(value: &serde_json::Value, path: &[&str]) -> u64 {
 mod tests {
     use super::*;
 
-    fn chunks(parts: &[&str]) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + use<>
-    {
-        let owned: Vec<Result<Bytes, std::convert::Infallible>> =
-            parts.iter().map(|p| Ok(Bytes::from(p.to_string()))).collect();
+    fn chunks(
+        parts: &[&str],
+    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + use<> {
+        let owned: Vec<Result<Bytes, std::convert::Infallible>> = parts
+            .iter()
+            .map(|p| Ok(Bytes::from(p.to_string())))
+            .collect();
         futures::stream::iter(owned)
     }
 
@@ -412,7 +457,9 @@ mod tests {
             "age\":{\"role\":\"assistant\",\"content\":\"llo\"},\"done\":false}\r\n\n",
             "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":3,\"eval_count\":2}",
         ];
-        let events: Vec<_> = decode_byte_stream(WireApi::Ollama, chunks(&parts)).collect().await;
+        let events: Vec<_> = decode_byte_stream(WireApi::Ollama, chunks(&parts))
+            .collect()
+            .await;
         let events: Vec<StreamEvent> = events.into_iter().map(Result::unwrap).collect();
         assert_eq!(events[0], StreamEvent::TextDelta { text: "He".into() });
         assert_eq!(events[1], StreamEvent::TextDelta { text: "llo".into() });
@@ -426,8 +473,14 @@ mod tests {
             error_message_from_body(r#"{"error":{"message":"bad model","type":"x"}}"#),
             "bad model"
         );
-        assert_eq!(error_message_from_body(r#"{"error":"model not found"}"#), "model not found");
-        assert_eq!(error_message_from_body("<html>oops</html>"), "<html>oops</html>");
+        assert_eq!(
+            error_message_from_body(r#"{"error":"model not found"}"#),
+            "model not found"
+        );
+        assert_eq!(
+            error_message_from_body("<html>oops</html>"),
+            "<html>oops</html>"
+        );
         assert_eq!(error_message_from_body(""), "(empty body)");
     }
 
