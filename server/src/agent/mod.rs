@@ -10,6 +10,7 @@
 pub mod feedback;
 pub mod permissions;
 pub mod protocol;
+pub mod session;
 pub mod tools;
 pub mod workspace;
 
@@ -18,6 +19,7 @@ pub use feedback::{
     ServerState, Severity,
 };
 pub use permissions::{Action, Permissions, PermissionsError};
+pub use session::{INSTRUCTION_FILES, SessionConfig, SessionOutcome, run_session};
 pub use protocol::{AgentEvent, DecisionSource, DiagnosticLine, Submission, TurnEnd};
 pub use tools::{Effect, Tool, ToolRegistry, ToolSettings};
 pub use workspace::{PathError, Workspace};
