@@ -225,8 +225,12 @@ impl DiagnosticsDelta {
                 message: d.message.clone(),
                 source: d.source.clone(),
             };
-            delta.introduced.extend(difference(&file.diagnostics, old).map(line));
-            delta.fixed.extend(difference(old, &file.diagnostics).map(line));
+            delta
+                .introduced
+                .extend(difference(&file.diagnostics, old).map(line));
+            delta
+                .fixed
+                .extend(difference(old, &file.diagnostics).map(line));
             delta.remaining_errors += file
                 .diagnostics
                 .iter()
@@ -303,7 +307,13 @@ pub fn render_line(d: &DiagnosticLine) -> String {
             d.severity.word(),
             d.message
         ),
-        None => format!("{}:{}: {}: {}", d.path, d.line, d.severity.word(), d.message),
+        None => format!(
+            "{}:{}: {}: {}",
+            d.path,
+            d.line,
+            d.severity.word(),
+            d.message
+        ),
     }
 }
 
@@ -396,7 +406,11 @@ mod tests {
         }
     }
 
-    fn report(path: &str, diagnostics: Vec<FeedbackDiagnostic>, state: ServerState) -> FeedbackReport {
+    fn report(
+        path: &str,
+        diagnostics: Vec<FeedbackDiagnostic>,
+        state: ServerState,
+    ) -> FeedbackReport {
         FeedbackReport {
             files: vec![FileDiagnostics {
                 path: PathBuf::from(path),
@@ -414,11 +428,17 @@ mod tests {
     fn moved_diagnostics_are_neither_introduced_nor_fixed() {
         let before = BTreeMap::from([(
             PathBuf::from("/w/a.c"),
-            vec![diag(Severity::Error, 3, "old"), diag(Severity::Error, 9, "gone")],
+            vec![
+                diag(Severity::Error, 3, "old"),
+                diag(Severity::Error, 9, "gone"),
+            ],
         )]);
         let after = report(
             "/w/a.c",
-            vec![diag(Severity::Error, 5, "old"), diag(Severity::Error, 1, "new")],
+            vec![
+                diag(Severity::Error, 5, "old"),
+                diag(Severity::Error, 1, "new"),
+            ],
             ServerState::Answered,
         );
         let delta = DiagnosticsDelta::between(&before, &after, relative);
@@ -428,7 +448,10 @@ mod tests {
         assert_eq!(delta.fixed[0].message, "gone");
         assert_eq!(delta.remaining_errors, 2);
         let text = delta.render();
-        assert!(text.contains("1 error(s) introduced, 1 fixed, 2 error(s) remain"), "{text}");
+        assert!(
+            text.contains("1 error(s) introduced, 1 fixed, 2 error(s) remain"),
+            "{text}"
+        );
         assert!(text.contains("+ /w/a.c:1: error: new [cc]"), "{text}");
         assert!(text.contains("- /w/a.c:9: error: gone [cc]"), "{text}");
     }
@@ -439,7 +462,10 @@ mod tests {
         let delta = DiagnosticsDelta::between(&BTreeMap::new(), &after, relative);
         assert_eq!(delta.pending_servers, vec!["clangd".to_owned()]);
         let text = delta.render();
-        assert!(text.contains("Not yet answered (results incomplete, not clean): clangd"), "{text}");
+        assert!(
+            text.contains("Not yet answered (results incomplete, not clean): clangd"),
+            "{text}"
+        );
         let summary = render_report(&after, relative, 10);
         assert!(summary.contains("Not yet answered"), "{summary}");
     }

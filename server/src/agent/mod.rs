@@ -15,11 +15,14 @@ pub mod tools;
 pub mod workspace;
 
 pub use feedback::{
-    FeedbackDiagnostic, FeedbackReport, FileDiagnostics, LanguageFeedback, NoFeedback,
-    ServerState, Severity,
+    FeedbackDiagnostic, FeedbackReport, FileDiagnostics, LanguageFeedback, NoFeedback, ServerState,
+    Severity,
 };
 pub use permissions::{Action, Permissions, PermissionsError};
-pub use session::{INSTRUCTION_FILES, SessionConfig, SessionOutcome, run_session};
 pub use protocol::{AgentEvent, DecisionSource, DiagnosticLine, Submission, TurnEnd};
+pub use session::{INSTRUCTION_FILES, SessionConfig, SessionOutcome, run_session};
 pub use tools::{Effect, Tool, ToolRegistry, ToolSettings};
 pub use workspace::{PathError, Workspace};
+
+#[cfg(test)]
+mod tests;

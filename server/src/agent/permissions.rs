@@ -44,7 +44,9 @@ impl Action {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PermissionsError {
-    #[error("[permissions] must be a table of tool = \"allow\" | \"ask\" | \"deny\" | {{ pattern = action }}")]
+    #[error(
+        "[permissions] must be a table of tool = \"allow\" | \"ask\" | \"deny\" | {{ pattern = action }}"
+    )]
     NotATable,
     #[error("[permissions] {key}: {value} is not \"allow\", \"ask\" or \"deny\"")]
     BadAction { key: String, value: String },
@@ -258,7 +260,10 @@ mod tests {
         assert_eq!(action(&p, "edit", true, "a.c"), Action::Ask);
         assert_eq!(action(&p, "run_command", true, "ls"), Action::Ask);
         let yes = p.assume_yes();
-        assert_eq!(yes.decide("edit", true, &["a.c".into()]), (Action::Allow, DecisionSource::Policy));
+        assert_eq!(
+            yes.decide("edit", true, &["a.c".into()]),
+            (Action::Allow, DecisionSource::Policy)
+        );
     }
 
     #[test]
@@ -270,14 +275,28 @@ mod tests {
             run_command = { "*" = "ask", "cargo test*" = "allow", "cargo test --release*" = "deny", "rm *" = "deny" }
             edit = { "src/*.rs" = "allow", "src/**" = "ask", "*.lock" = "deny" }"#,
         );
-        assert_eq!(action(&p, "run_command", true, "cargo test -p tack"), Action::Allow);
-        assert_eq!(action(&p, "run_command", true, "cargo test --release x/y"), Action::Deny);
+        assert_eq!(
+            action(&p, "run_command", true, "cargo test -p tack"),
+            Action::Allow
+        );
+        assert_eq!(
+            action(&p, "run_command", true, "cargo test --release x/y"),
+            Action::Deny
+        );
         assert_eq!(action(&p, "run_command", true, "rm -rf /"), Action::Deny);
         assert_eq!(action(&p, "run_command", true, "make"), Action::Ask);
         assert_eq!(action(&p, "edit", true, "src/lib.rs"), Action::Allow);
-        assert_eq!(action(&p, "edit", true, "src/a/lib.rs"), Action::Ask, "* stays in one folder");
+        assert_eq!(
+            action(&p, "edit", true, "src/a/lib.rs"),
+            Action::Ask,
+            "* stays in one folder"
+        );
         assert_eq!(action(&p, "edit", true, "Cargo.lock"), Action::Deny);
-        assert_eq!(action(&p, "edit", true, "README.md"), Action::Deny, "falls back to \"*\"");
+        assert_eq!(
+            action(&p, "edit", true, "README.md"),
+            Action::Deny,
+            "falls back to \"*\""
+        );
         assert_eq!(action(&p, "write", true, "x"), Action::Deny);
         assert_eq!(action(&p, "read", false, "x"), Action::Allow);
         // Several paths: the strictest wins.
@@ -299,7 +318,11 @@ mod tests {
         );
         assert_eq!(action(&p, "run_command", true, "make install"), Action::Ask);
         p.remember("run_command", None, true);
-        assert_eq!(action(&p, "run_command", true, "rm x"), Action::Deny, "policy deny stays");
+        assert_eq!(
+            action(&p, "run_command", true, "rm x"),
+            Action::Deny,
+            "policy deny stays"
+        );
         p.remember("edit", None, false);
         assert_eq!(
             p.decide("edit", true, &["a".into()]),
@@ -311,11 +334,21 @@ mod tests {
     fn bad_configuration_is_an_error_naming_the_key() {
         let value: toml::Value = toml::from_str("[permissions]\nedit = \"maybe\"\n").unwrap();
         let error = Permissions::from_config(value.get("permissions")).unwrap_err();
-        assert_eq!(error.to_string(), "[permissions] edit: \"maybe\" is not \"allow\", \"ask\" or \"deny\"");
-        let value: toml::Value = toml::from_str("[permissions]\nedit = { \"a[\" = \"allow\" }\n").unwrap();
+        assert_eq!(
+            error.to_string(),
+            "[permissions] edit: \"maybe\" is not \"allow\", \"ask\" or \"deny\""
+        );
+        let value: toml::Value =
+            toml::from_str("[permissions]\nedit = { \"a[\" = \"allow\" }\n").unwrap();
         let error = Permissions::from_config(value.get("permissions")).unwrap_err();
-        assert!(matches!(error, PermissionsError::BadPattern { .. }), "{error:?}");
+        assert!(
+            matches!(error, PermissionsError::BadPattern { .. }),
+            "{error:?}"
+        );
         let value = toml::Value::Integer(3);
-        assert_eq!(Permissions::from_config(Some(&value)).unwrap_err(), PermissionsError::NotATable);
+        assert_eq!(
+            Permissions::from_config(Some(&value)).unwrap_err(),
+            PermissionsError::NotATable
+        );
     }
 }

@@ -78,9 +78,15 @@ pub struct DiagnosticLine {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentEvent {
     /// A turn began for this user text.
-    TurnStarted { text: String },
-    TextDelta { text: String },
-    ThinkingDelta { text: String },
+    TurnStarted {
+        text: String,
+    },
+    TextDelta {
+        text: String,
+    },
+    ThinkingDelta {
+        text: String,
+    },
     /// The model called a tool; `arguments` is its JSON text as sent.
     ToolCallBegun {
         id: String,
@@ -125,8 +131,12 @@ pub enum AgentEvent {
         usage: Usage,
         cost: Option<Cost>,
     },
-    TurnDone { end: TurnEnd },
-    Error { message: String },
+    TurnDone {
+        end: TurnEnd,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// Durations as whole milliseconds in JSON.
@@ -160,7 +170,10 @@ mod tests {
             end: TurnEnd::DoomLoop,
         })
         .unwrap();
-        assert_eq!(done, serde_json::json!({"type": "turn_done", "end": "doom_loop"}));
+        assert_eq!(
+            done,
+            serde_json::json!({"type": "turn_done", "end": "doom_loop"})
+        );
     }
 
     #[test]

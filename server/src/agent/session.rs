@@ -127,9 +127,11 @@ pub async fn run_session(
         Ok(workspace) => workspace,
         Err(error) => {
             let message = format!("{}: {error}", config.workspace_root.display());
-            let _ = events.send(AgentEvent::Error {
-                message: message.clone(),
-            }).await;
+            let _ = events
+                .send(AgentEvent::Error {
+                    message: message.clone(),
+                })
+                .await;
             return SessionOutcome {
                 error: Some(message),
                 ..SessionOutcome::default()
@@ -326,13 +328,16 @@ impl Session {
     }
 
     async fn run_turn(&mut self, text: String) -> TurnEnd {
-        self.emit(AgentEvent::TurnStarted { text: text.clone() }).await;
+        self.emit(AgentEvent::TurnStarted { text: text.clone() })
+            .await;
         self.failures.clear();
         let mut prompt = text;
         let known = self.workspace.feedback().known_diagnostics();
         if !known.files.is_empty() {
             let summary = render_report(&known, |p| self.workspace.relative(p), SUMMARY_LINES);
-            prompt.push_str(&format!("\n\n<workspace diagnostics>\n{summary}\n</workspace diagnostics>"));
+            prompt.push_str(&format!(
+                "\n\n<workspace diagnostics>\n{summary}\n</workspace diagnostics>"
+            ));
         }
         self.push_user(vec![ContentPart::Text(prompt)]);
         for _ in 0..self.config.max_turns {
@@ -371,7 +376,8 @@ impl Session {
                 match self.run_call(call).await {
                     CallEnd::Answered(result) => {
                         if result.is_error && self.is_doom_loop(call) {
-                            let first = result.content.lines().next().unwrap_or_default().to_owned();
+                            let first =
+                                result.content.lines().next().unwrap_or_default().to_owned();
                             self.emit(AgentEvent::Error {
                                 message: format!(
                                     "Stopped: {} failed {} times with the same arguments: {first}",
@@ -414,11 +420,10 @@ impl Session {
             thinking_budget: None,
             cache_prefix: true,
         };
-        let mut stream = self.config.client.stream(
-            &self.config.model,
-            self.config.api_key.clone(),
-            &request,
-        );
+        let mut stream =
+            self.config
+                .client
+                .stream(&self.config.model, self.config.api_key.clone(), &request);
         self.outcome.model_calls += 1;
         let mut response = ModelResponse::default();
         loop {
@@ -563,7 +568,9 @@ impl Session {
             return Some(Err(reason));
         }
         match (effect, prepared) {
-            (Effect::Edits, Some((edits, message))) => Some(self.apply(&call.name, edits, message).await),
+            (Effect::Edits, Some((edits, message))) => {
+                Some(self.apply(&call.name, edits, message).await)
+            }
             (Effect::Anything, _) => {
                 if let Err(error) = self.checkpoint().await {
                     return Some(Err(error));
@@ -625,9 +632,7 @@ impl Session {
                     let subject = (call.name == "run_command")
                         .then(|| subjects.first().cloned())
                         .flatten();
-                    self.config
-                        .permissions
-                        .remember(&call.name, subject, allow);
+                    self.config.permissions.remember(&call.name, subject, allow);
                 }
                 (allow, DecisionSource::User)
             }
@@ -738,7 +743,8 @@ impl Session {
         let after = feedback.fresh_diagnostics(&paths, deadline).await;
         let delta = DiagnosticsDelta::between(&self.known, &after, |p| self.workspace.relative(p));
         for file in &after.files {
-            self.known.insert(file.path.clone(), file.diagnostics.clone());
+            self.known
+                .insert(file.path.clone(), file.diagnostics.clone());
         }
         self.emit(AgentEvent::DiagnosticsChanged {
             introduced: delta.introduced.clone(),
@@ -786,7 +792,9 @@ fn write_with_snapshot(
     let buffers = |path: &Path| feedback.buffer_text(path);
     let pending = store
         .begin_change(session, step, label, &paths, &buffers)
-        .map_err(|error| format!("cannot snapshot before the edit, so nothing was changed: {error}"))?;
+        .map_err(|error| {
+            format!("cannot snapshot before the edit, so nothing was changed: {error}")
+        })?;
     let mut written: Vec<&FileEdit> = Vec::new();
     for edit in edits {
         if let Err(error) = write_atomically(&edit.path, &edit.after) {
@@ -809,9 +817,9 @@ fn write_with_snapshot(
         }
         written.push(edit);
     }
-    store
-        .commit_change(pending, &no_overlay)
-        .map_err(|error| format!("the files were written but the snapshot could not be completed: {error}"))
+    store.commit_change(pending, &no_overlay).map_err(|error| {
+        format!("the files were written but the snapshot could not be completed: {error}")
+    })
 }
 
 /// Writes through a temporary file in the same folder and a rename, so a reader never sees

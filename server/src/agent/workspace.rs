@@ -33,7 +33,9 @@ pub struct Workspace {
 
 impl std::fmt::Debug for Workspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Workspace").field("root", &self.root).finish()
+        f.debug_struct("Workspace")
+            .field("root", &self.root)
+            .finish()
     }
 }
 
@@ -193,7 +195,10 @@ mod tests {
         assert_eq!(ws.resolve("src/main.c").unwrap(), main);
         assert_eq!(ws.resolve("./src/../src/main.c").unwrap(), main);
         assert_eq!(ws.resolve(main.to_str().unwrap()).unwrap(), main);
-        assert_eq!(ws.resolve("new/dir/file.txt").unwrap(), ws.root().join("new/dir/file.txt"));
+        assert_eq!(
+            ws.resolve("new/dir/file.txt").unwrap(),
+            ws.root().join("new/dir/file.txt")
+        );
         assert_eq!(ws.resolve(".").unwrap(), ws.root());
         assert_eq!(ws.relative(&main), "src/main.c");
     }
@@ -203,9 +208,19 @@ mod tests {
         let (_dir, ws) = workspace();
         let error = ws.resolve("../secret").unwrap_err();
         assert!(matches!(error, PathError::Outside { .. }), "{error:?}");
-        assert!(error.to_string().starts_with("../secret: outside the workspace"));
-        assert!(matches!(ws.resolve("src/../../x").unwrap_err(), PathError::Outside { .. }));
-        assert!(matches!(ws.resolve("/etc/passwd").unwrap_err(), PathError::Outside { .. }));
+        assert!(
+            error
+                .to_string()
+                .starts_with("../secret: outside the workspace")
+        );
+        assert!(matches!(
+            ws.resolve("src/../../x").unwrap_err(),
+            PathError::Outside { .. }
+        ));
+        assert!(matches!(
+            ws.resolve("/etc/passwd").unwrap_err(),
+            PathError::Outside { .. }
+        ));
         assert_eq!(ws.resolve("  ").unwrap_err(), PathError::Empty);
     }
 
@@ -220,9 +235,22 @@ mod tests {
         std::os::unix::fs::symlink(ws.root().join("src"), ws.root().join("inner")).unwrap();
         let error = ws.resolve("link/key").unwrap_err();
         assert!(matches!(error, PathError::SymlinkOut { .. }), "{error:?}");
-        assert!(error.to_string().contains("link/key: leads through a symbolic link"));
-        assert!(matches!(ws.resolve("link/new-file").unwrap_err(), PathError::SymlinkOut { .. }));
-        assert!(matches!(ws.resolve("dangling").unwrap_err(), PathError::SymlinkOut { .. }));
-        assert_eq!(ws.resolve("inner/main.c").unwrap(), ws.root().join("src/main.c"));
+        assert!(
+            error
+                .to_string()
+                .contains("link/key: leads through a symbolic link")
+        );
+        assert!(matches!(
+            ws.resolve("link/new-file").unwrap_err(),
+            PathError::SymlinkOut { .. }
+        ));
+        assert!(matches!(
+            ws.resolve("dangling").unwrap_err(),
+            PathError::SymlinkOut { .. }
+        ));
+        assert_eq!(
+            ws.resolve("inner/main.c").unwrap(),
+            ws.root().join("src/main.c")
+        );
     }
 }

@@ -5,7 +5,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args};
+use super::{
+    Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args,
+};
 use crate::agent::feedback::render_report;
 use crate::agent::workspace::Workspace;
 
@@ -65,8 +67,8 @@ impl Tool for Diagnostics {
                 let deadline = std::time::Instant::now() + context.settings.diagnostics_deadline;
                 feedback.fresh_diagnostics(&paths, deadline).await
             };
-            let uncovered = !report.files.is_empty()
-                && report.files.iter().all(|file| file.servers.is_empty());
+            let uncovered =
+                !report.files.is_empty() && report.files.iter().all(|file| file.servers.is_empty());
             if uncovered {
                 return Ok(ToolOutput::Text(
                     "No language server covers these files.".to_owned(),

@@ -54,9 +54,7 @@ impl Args {
             }
             (None, None) => {}
             _ => {
-                return Err(ToolError::InvalidArguments(
-                    "give both old and new".into(),
-                ));
+                return Err(ToolError::InvalidArguments("give both old and new".into()));
             }
         }
         for edit in self.edits {
@@ -139,7 +137,9 @@ impl Tool for Edit {
                     )));
                 }
                 if old == new {
-                    return Err(ToolError::Failed(format!("{which}: old and new are the same")));
+                    return Err(ToolError::Failed(format!(
+                        "{which}: old and new are the same"
+                    )));
                 }
                 if !files.contains_key(&path) {
                     let text = workspace
@@ -258,18 +258,34 @@ mod tests {
     #[tokio::test]
     async fn replaces_a_unique_match_without_touching_the_disk() {
         let (dir, cx) = context(&[("m.c", SOURCE)]);
-        let out = call(&cx, "edit", json!({"path": "m.c", "old": "a + b", "new": "b + a"})).await.unwrap();
+        let out = call(
+            &cx,
+            "edit",
+            json!({"path": "m.c", "old": "a + b", "new": "b + a"}),
+        )
+        .await
+        .unwrap();
         let edits = edits(out);
         assert_eq!(edits.len(), 1);
         assert_eq!(edits[0].before.as_deref(), Some(SOURCE));
         assert_eq!(edits[0].after, SOURCE.replace("a + b", "b + a"));
-        assert_eq!(std::fs::read_to_string(dir.path().join("m.c")).unwrap(), SOURCE, "the session writes, not the tool");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("m.c")).unwrap(),
+            SOURCE,
+            "the session writes, not the tool"
+        );
     }
 
     #[tokio::test]
     async fn an_ambiguous_match_lists_its_lines() {
         let (_dir, cx) = context(&[("m.c", SOURCE)]);
-        let error = call(&cx, "edit", json!({"path": "m.c", "old": "    return", "new": "return"})).await.unwrap_err();
+        let error = call(
+            &cx,
+            "edit",
+            json!({"path": "m.c", "old": "    return", "new": "return"}),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             error.to_string(),
             "m.c: old matches 2 times (lines 2, 6); include more surrounding text so it matches once. Nothing was changed."
@@ -279,46 +295,98 @@ mod tests {
     #[tokio::test]
     async fn a_missing_match_shows_the_nearest_lines() {
         let (_dir, cx) = context(&[("m.c", SOURCE)]);
-        let error = call(&cx, "edit", json!({"path": "m.c", "old": "int add(int x, int y) {", "new": "x"})).await.unwrap_err();
+        let error = call(
+            &cx,
+            "edit",
+            json!({"path": "m.c", "old": "int add(int x, int y) {", "new": "x"}),
+        )
+        .await
+        .unwrap_err();
         let text = error.to_string();
-        assert!(text.starts_with("m.c: old was not found; nearest lines:\n  1: int add(int a, int b) {"), "{text}");
-        let error = call(&cx, "edit", json!({"path": "m.c", "old": "return  a + b;", "new": "x"})).await.unwrap_err();
-        assert!(error.to_string().contains("different whitespace"), "{error}");
-        let error = call(&cx, "edit", json!({"path": "m.c", "old": "zzzzqqqq", "new": "x"})).await.unwrap_err();
+        assert!(
+            text.starts_with(
+                "m.c: old was not found; nearest lines:\n  1: int add(int a, int b) {"
+            ),
+            "{text}"
+        );
+        let error = call(
+            &cx,
+            "edit",
+            json!({"path": "m.c", "old": "return  a + b;", "new": "x"}),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("different whitespace"),
+            "{error}"
+        );
+        let error = call(
+            &cx,
+            "edit",
+            json!({"path": "m.c", "old": "zzzzqqqq", "new": "x"}),
+        )
+        .await
+        .unwrap_err();
         assert!(error.to_string().contains("no similar line"), "{error}");
     }
 
     #[tokio::test]
     async fn multi_edit_is_all_or_nothing_and_sees_earlier_edits() {
         let (_dir, cx) = context(&[("m.c", SOURCE), ("n.c", "int n;\n")]);
-        let out = call(&cx, "edit", json!({"edits": [
-            {"path": "m.c", "old": "a + b", "new": "sum"},
-            {"path": "m.c", "old": "return sum", "new": "return (sum)"},
-            {"path": "n.c", "old": "int n;", "new": "long n;"},
-        ]})).await.unwrap();
+        let out = call(
+            &cx,
+            "edit",
+            json!({"edits": [
+                {"path": "m.c", "old": "a + b", "new": "sum"},
+                {"path": "m.c", "old": "return sum", "new": "return (sum)"},
+                {"path": "n.c", "old": "int n;", "new": "long n;"},
+            ]}),
+        )
+        .await
+        .unwrap();
         let edits = edits(out);
         assert_eq!(edits.len(), 2);
         assert!(edits[0].after.contains("return (sum);"));
         assert_eq!(edits[1].after, "long n;\n");
-        let error = call(&cx, "edit", json!({"path": "m.c", "edits": [
-            {"old": "a + b", "new": "sum"},
-            {"old": "not there", "new": "x"},
-        ]})).await.unwrap_err();
-        assert!(error.to_string().starts_with("edit 2 (m.c): old was not found"), "{error}");
+        let error = call(
+            &cx,
+            "edit",
+            json!({"path": "m.c", "edits": [
+                {"old": "a + b", "new": "sum"},
+                {"old": "not there", "new": "x"},
+            ]}),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("edit 2 (m.c): old was not found"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
     async fn bad_requests_are_explained() {
         let (_dir, cx) = context(&[("m.c", SOURCE)]);
         for (args, expected) in [
-            (json!({"path": "m.c", "old": "", "new": "x"}), "old is empty"),
+            (
+                json!({"path": "m.c", "old": "", "new": "x"}),
+                "old is empty",
+            ),
             (json!({"path": "m.c", "old": "a", "new": "a"}), "the same"),
             (json!({"path": "m.c", "old": "a"}), "give both old and new"),
             (json!({"path": "m.c"}), "nothing to do"),
-            (json!({"path": "../m.c", "old": "a", "new": "b"}), "outside the workspace"),
+            (
+                json!({"path": "../m.c", "old": "a", "new": "b"}),
+                "outside the workspace",
+            ),
         ] {
             let error = call(&cx, "edit", args).await.unwrap_err();
-            assert!(error.to_string().contains(expected), "{error} lacks {expected}");
+            assert!(
+                error.to_string().contains(expected),
+                "{error} lacks {expected}"
+            );
         }
     }
 }

@@ -8,7 +8,9 @@ use grep_searcher::{BinaryDetection, SearcherBuilder, sinks};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args};
+use super::{
+    Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args,
+};
 use crate::agent::workspace::Workspace;
 
 /// Matched lines are cut to this many characters.
@@ -100,7 +102,9 @@ impl Tool for Grep {
                     let shown = workspace.relative(path);
                     if let Some(filter) = &filter
                         && !filter.is_match(&shown)
-                        && !path.file_name().is_some_and(|name| filter.is_match(Path::new(name)))
+                        && !path
+                            .file_name()
+                            .is_some_and(|name| filter.is_match(Path::new(name)))
                     {
                         continue;
                     }
@@ -154,16 +158,47 @@ mod tests {
             ("target/gen.rs", "fn load() {}\n"),
             ("blob.bin", "load\0\0binary"),
         ]);
-        let all = text(call(&cx, "grep", json!({"pattern": "load\\("})).await.unwrap());
-        assert_eq!(all, "src/lib.rs:1: fn load() {}\nsrc/lib.rs:2: fn main() { load(); }");
-        let md = text(call(&cx, "grep", json!({"pattern": "LOAD", "ignore_case": true, "glob": "*.md"})).await.unwrap());
+        let all = text(
+            call(&cx, "grep", json!({"pattern": "load\\("}))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            all,
+            "src/lib.rs:1: fn load() {}\nsrc/lib.rs:2: fn main() { load(); }"
+        );
+        let md = text(
+            call(
+                &cx,
+                "grep",
+                json!({"pattern": "LOAD", "ignore_case": true, "glob": "*.md"}),
+            )
+            .await
+            .unwrap(),
+        );
         assert_eq!(md, "src/notes.md:1: load the config");
-        let none = text(call(&cx, "grep", json!({"pattern": "nothing here"})).await.unwrap());
+        let none = text(
+            call(&cx, "grep", json!({"pattern": "nothing here"}))
+                .await
+                .unwrap(),
+        );
         assert_eq!(none, "No matches.");
         cx.settings.max_grep_matches = 1;
-        let capped = text(call(&cx, "grep", json!({"pattern": "load", "path": "src"})).await.unwrap());
-        assert!(capped.ends_with("… 2 more matches; narrow the search"), "{capped}");
-        let bad = call(&cx, "grep", json!({"pattern": "("})).await.unwrap_err();
-        assert!(bad.to_string().starts_with("invalid arguments: pattern"), "{bad}");
+        let capped = text(
+            call(&cx, "grep", json!({"pattern": "load", "path": "src"}))
+                .await
+                .unwrap(),
+        );
+        assert!(
+            capped.ends_with("… 2 more matches; narrow the search"),
+            "{capped}"
+        );
+        let bad = call(&cx, "grep", json!({"pattern": "("}))
+            .await
+            .unwrap_err();
+        assert!(
+            bad.to_string().starts_with("invalid arguments: pattern"),
+            "{bad}"
+        );
     }
 }

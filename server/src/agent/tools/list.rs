@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args};
+use super::{
+    Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args,
+};
 use crate::agent::workspace::Workspace;
 
 pub struct List;
@@ -61,7 +63,10 @@ impl Tool for List {
                         .literal_separator(true)
                         .build()
                         .map_err(|error| {
-                            ToolError::InvalidArguments(format!("pattern {pattern:?}: {}", error.kind()))
+                            ToolError::InvalidArguments(format!(
+                                "pattern {pattern:?}: {}",
+                                error.kind()
+                            ))
                         })?
                         .compile_matcher(),
                 ),
@@ -136,12 +141,24 @@ mod tests {
         ]);
         let root = text(call(&cx, "list", json!({})).await.unwrap());
         assert_eq!(root, ".gitignore\nREADME.md\nsrc/");
-        let c_files = text(call(&cx, "list", json!({"pattern": "**/*.c"})).await.unwrap());
+        let c_files = text(
+            call(&cx, "list", json!({"pattern": "**/*.c"}))
+                .await
+                .unwrap(),
+        );
         assert_eq!(c_files, "src/main.c\nsrc/util/str.c");
-        let shallow = text(call(&cx, "list", json!({"path": "src", "pattern": "*.c"})).await.unwrap());
+        let shallow = text(
+            call(&cx, "list", json!({"path": "src", "pattern": "*.c"}))
+                .await
+                .unwrap(),
+        );
         assert_eq!(shallow, "src/main.c");
         cx.settings.max_list_entries = 1;
-        let capped = text(call(&cx, "list", json!({"pattern": "**/*.c"})).await.unwrap());
+        let capped = text(
+            call(&cx, "list", json!({"pattern": "**/*.c"}))
+                .await
+                .unwrap(),
+        );
         assert_eq!(capped, "src/main.c\n… 1 more; narrow the pattern");
         let error = call(&cx, "list", json!({"path": "/"})).await.unwrap_err();
         assert!(error.to_string().contains("outside the workspace"));

@@ -252,7 +252,11 @@ pub(crate) mod tests {
     }
 
     /// Runs `name` with `args` through the default registry.
-    pub async fn call(context: &ToolContext, name: &str, args: Value) -> Result<ToolOutput, ToolError> {
+    pub async fn call(
+        context: &ToolContext,
+        name: &str,
+        args: Value,
+    ) -> Result<ToolOutput, ToolError> {
         let registry = ToolRegistry::default();
         let tool = registry.get(name).unwrap();
         tool.subjects(&args, &context.workspace)?;
@@ -282,6 +286,10 @@ pub(crate) mod tests {
         assert!(!registry.is_mutating("no_such_tool"));
         let tools_json = serde_json::to_string(&registry.specs()).unwrap();
         // The whole tool set stays small: about a thousand tokens at most.
-        assert!(tools_json.len() < 4500, "tool specs are {} bytes", tools_json.len());
+        assert!(
+            tools_json.len() < 4500,
+            "tool specs are {} bytes",
+            tools_json.len()
+        );
     }
 }

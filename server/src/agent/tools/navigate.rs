@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args};
+use super::{
+    Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args,
+};
 use crate::agent::workspace::Workspace;
 
 /// Results listed at most.
@@ -121,8 +123,15 @@ impl Tool for Navigation {
                         return Err(ToolError::InvalidArguments("give path or query".into()));
                     }
                 };
-                let result = feedback.request(method, params).await.map_err(ToolError::Failed)?;
-                return Ok(ToolOutput::Text(render_symbols(workspace, &result, path.as_deref())));
+                let result = feedback
+                    .request(method, params)
+                    .await
+                    .map_err(ToolError::Failed)?;
+                return Ok(ToolOutput::Text(render_symbols(
+                    workspace,
+                    &result,
+                    path.as_deref(),
+                )));
             }
             let args: PositionArgs = parse_args(&args)?;
             let path = workspace.resolve(&args.path)?;
@@ -148,7 +157,10 @@ impl Tool for Navigation {
                 }
                 _ => "textDocument/hover",
             };
-            let result = feedback.request(method, params).await.map_err(ToolError::Failed)?;
+            let result = feedback
+                .request(method, params)
+                .await
+                .map_err(ToolError::Failed)?;
             let out = if kind == Navigation::Hover {
                 render_hover(&result)
             } else {
@@ -167,7 +179,9 @@ fn file_uri(path: &Path) -> Result<String, ToolError> {
 
 /// The UTF-16 column of the first `symbol` on 1-based `line`.
 fn utf16_column(text: &str, line: u32, symbol: &str) -> Option<usize> {
-    let line_text = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let line_text = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
     let at = line_text.find(symbol.trim())?;
     Some(line_text[..at].encode_utf16().count())
 }
@@ -200,7 +214,10 @@ fn render_locations(workspace: &Workspace, result: &Value) -> String {
         .iter()
         .filter_map(|item| {
             // Location, or LocationLink.
-            let uri = item.get("uri").or_else(|| item.get("targetUri"))?.as_str()?;
+            let uri = item
+                .get("uri")
+                .or_else(|| item.get("targetUri"))?
+                .as_str()?;
             let range = item
                 .get("range")
                 .or_else(|| item.get("targetSelectionRange"))?;
@@ -246,10 +263,32 @@ fn render_hover(result: &Value) -> String {
 
 fn symbol_kind(kind: u64) -> &'static str {
     const KINDS: [&str; 26] = [
-        "file", "module", "namespace", "package", "class", "method", "property", "field",
-        "constructor", "enum", "interface", "function", "variable", "constant", "string",
-        "number", "boolean", "array", "object", "key", "null", "enum member", "struct", "event",
-        "operator", "type parameter",
+        "file",
+        "module",
+        "namespace",
+        "package",
+        "class",
+        "method",
+        "property",
+        "field",
+        "constructor",
+        "enum",
+        "interface",
+        "function",
+        "variable",
+        "constant",
+        "string",
+        "number",
+        "boolean",
+        "array",
+        "object",
+        "key",
+        "null",
+        "enum member",
+        "struct",
+        "event",
+        "operator",
+        "type parameter",
     ];
     usize::try_from(kind)
         .ok()
@@ -269,7 +308,11 @@ fn render_symbols(workspace: &Workspace, result: &Value, document: Option<&Path>
                 .or_else(|| item.pointer("/range/start/line"))
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
-            out.push(format!("{document}:{}: {}{kind} {name}", line + 1, "  ".repeat(depth)));
+            out.push(format!(
+                "{document}:{}: {}{kind} {name}",
+                line + 1,
+                "  ".repeat(depth)
+            ));
             if let Some(children) = item.get("children").and_then(Value::as_array) {
                 walk(children, depth + 1, out, document);
             }
@@ -279,7 +322,9 @@ fn render_symbols(workspace: &Workspace, result: &Value, document: Option<&Path>
         return "No symbols.".to_owned();
     };
     let mut lines = Vec::new();
-    let is_document_symbols = items.first().is_some_and(|item| item.get("location").is_none());
+    let is_document_symbols = items
+        .first()
+        .is_some_and(|item| item.get("location").is_none());
     match document {
         Some(path) if is_document_symbols => walk(items, 0, &mut lines, &workspace.relative(path)),
         _ => {
@@ -288,7 +333,8 @@ fn render_symbols(workspace: &Workspace, result: &Value, document: Option<&Path>
                 let kind = symbol_kind(item.get("kind").and_then(Value::as_u64).unwrap_or(0));
                 let place = match (
                     item.pointer("/location/uri").and_then(Value::as_str),
-                    item.pointer("/location/range/start/line").and_then(Value::as_u64),
+                    item.pointer("/location/range/start/line")
+                        .and_then(Value::as_u64),
                 ) {
                     (Some(uri), Some(line)) => location_line(workspace, uri, line),
                     (Some(uri), None) => uri.to_owned(),
@@ -328,12 +374,21 @@ mod tests {
             render_locations(&cx.workspace, &result),
             "src/a.c:2: int load(void);\nsrc/a.c:1: int x;"
         );
-        assert_eq!(render_locations(&cx.workspace, &Value::Null), "Nothing found.");
-        assert_eq!(render_hover(&json!({"contents": {"kind": "markdown", "value": "int load(void)"}})), "int load(void)");
+        assert_eq!(
+            render_locations(&cx.workspace, &Value::Null),
+            "Nothing found."
+        );
+        assert_eq!(
+            render_hover(&json!({"contents": {"kind": "markdown", "value": "int load(void)"}})),
+            "int load(void)"
+        );
         let symbols = json!([{"name": "S", "kind": 23, "range": {"start": {"line": 0}}, "selectionRange": {"start": {"line": 0}},
             "children": [{"name": "f", "kind": 8, "range": {"start": {"line": 1}}, "selectionRange": {"start": {"line": 1}}}]}]);
         let path = cx.workspace.root().join("src/a.c");
-        assert_eq!(render_symbols(&cx.workspace, &symbols, Some(&path)), "src/a.c:1: struct S\nsrc/a.c:2:   field f");
+        assert_eq!(
+            render_symbols(&cx.workspace, &symbols, Some(&path)),
+            "src/a.c:1: struct S\nsrc/a.c:2:   field f"
+        );
         drop(dir);
     }
 }

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args};
+use super::{
+    Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args,
+};
 use crate::agent::workspace::Workspace;
 
 /// Longer lines are cut (minified files, data).
@@ -115,25 +117,51 @@ mod tests {
         let all = text(call(&cx, "read", json!({"path": "a.txt"})).await.unwrap());
         assert!(all.starts_with("    1| line 1\n"), "{all}");
         assert!(all.ends_with("   10| line 10"), "{all}");
-        let some = text(call(&cx, "read", json!({"path": "a.txt", "start_line": 3, "end_line": 4})).await.unwrap());
-        assert_eq!(some, "    3| line 3\n    4| line 4\n(a.txt: lines 3-4 of 10; ask for start_line 5 to go on)");
+        let some = text(
+            call(
+                &cx,
+                "read",
+                json!({"path": "a.txt", "start_line": 3, "end_line": 4}),
+            )
+            .await
+            .unwrap(),
+        );
+        assert_eq!(
+            some,
+            "    3| line 3\n    4| line 4\n(a.txt: lines 3-4 of 10; ask for start_line 5 to go on)"
+        );
         cx.settings.max_read_lines = 2;
         let capped = text(call(&cx, "read", json!({"path": "a.txt"})).await.unwrap());
-        assert!(capped.ends_with("ask for start_line 3 to go on)"), "{capped}");
-        let past = call(&cx, "read", json!({"path": "a.txt", "start_line": 11})).await.unwrap_err();
+        assert!(
+            capped.ends_with("ask for start_line 3 to go on)"),
+            "{capped}"
+        );
+        let past = call(&cx, "read", json!({"path": "a.txt", "start_line": 11}))
+            .await
+            .unwrap_err();
         assert!(past.to_string().contains("has 10 lines"), "{past}");
     }
 
     #[tokio::test]
     async fn refuses_escapes_and_folders_and_reports_missing_files() {
         let (_dir, cx) = context(&[("src/a.c", "x")]);
-        let error = call(&cx, "read", json!({"path": "../etc/passwd"})).await.unwrap_err();
-        assert!(error.to_string().contains("outside the workspace"), "{error}");
+        let error = call(&cx, "read", json!({"path": "../etc/passwd"}))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("outside the workspace"),
+            "{error}"
+        );
         let error = call(&cx, "read", json!({"path": "src"})).await.unwrap_err();
         assert!(error.to_string().contains("src is a folder"), "{error}");
-        let error = call(&cx, "read", json!({"path": "nope.c"})).await.unwrap_err();
+        let error = call(&cx, "read", json!({"path": "nope.c"}))
+            .await
+            .unwrap_err();
         assert!(error.to_string().starts_with("nope.c: "), "{error}");
         let error = call(&cx, "read", json!({"file": "a"})).await.unwrap_err();
-        assert!(error.to_string().starts_with("invalid arguments"), "{error}");
+        assert!(
+            error.to_string().starts_with("invalid arguments"),
+            "{error}"
+        );
     }
 }

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-use super::{Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args};
+use super::{
+    Effect, Tool, ToolContext, ToolError, ToolFuture, ToolOutput, object_schema, parse_args,
+};
 use crate::agent::workspace::Workspace;
 
 /// How long output is still read after the command exits (a background child may hold the
@@ -80,7 +82,13 @@ impl Tool for RunCommand {
                 .timeout_secs
                 .map(Duration::from_secs)
                 .unwrap_or(context.settings.command_timeout);
-            run(&args.command, &cwd, timeout, context.settings.max_command_output).await
+            run(
+                &args.command,
+                &cwd,
+                timeout,
+                context.settings.max_command_output,
+            )
+            .await
         })
     }
 }
@@ -275,12 +283,27 @@ mod tests {
     #[tokio::test]
     async fn runs_in_the_workspace_with_exit_codes_and_interleaved_output() {
         let (_dir, cx) = context(&[("sub/f.txt", "hi\n")]);
-        let out = text(call(&cx, "run_command", json!({"command": "cat f.txt; echo err >&2", "cwd": "sub"})).await.unwrap());
+        let out = text(
+            call(
+                &cx,
+                "run_command",
+                json!({"command": "cat f.txt; echo err >&2", "cwd": "sub"}),
+            )
+            .await
+            .unwrap(),
+        );
         assert!(out.starts_with("hi\nerr\n[exit 0, "), "{out}");
-        let error = call(&cx, "run_command", json!({"command": "echo no; exit 3"})).await.unwrap_err();
+        let error = call(&cx, "run_command", json!({"command": "echo no; exit 3"}))
+            .await
+            .unwrap_err();
         assert!(error.to_string().starts_with("no\n[exit 3, "), "{error}");
-        let error = call(&cx, "run_command", json!({"command": "ls", "cwd": ".."})).await.unwrap_err();
-        assert!(error.to_string().contains("outside the workspace"), "{error}");
+        let error = call(&cx, "run_command", json!({"command": "ls", "cwd": ".."}))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("outside the workspace"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
@@ -290,10 +313,18 @@ mod tests {
         let marker = dir.path().join("survived");
         let command = format!("(sleep 1; touch {}) & sleep 30", marker.display());
         let started = Instant::now();
-        let error = call(&cx, "run_command", json!({"command": command})).await.unwrap_err();
+        let error = call(&cx, "run_command", json!({"command": command}))
+            .await
+            .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(error.to_string().contains("timed out after 0.3 s"), "{error}");
+        assert!(
+            error.to_string().contains("timed out after 0.3 s"),
+            "{error}"
+        );
         tokio::time::sleep(Duration::from_millis(1300)).await;
-        assert!(!marker.exists(), "the background child was killed with the group");
+        assert!(
+            !marker.exists(),
+            "the background child was killed with the group"
+        );
     }
 }

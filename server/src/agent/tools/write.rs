@@ -61,7 +61,11 @@ impl Tool for Write {
             } else {
                 None
             };
-            let verb = if before.is_some() { "Overwrote" } else { "Created" };
+            let verb = if before.is_some() {
+                "Overwrote"
+            } else {
+                "Created"
+            };
             let lines = args.content.lines().count();
             Ok(ToolOutput::Edits {
                 edits: vec![FileEdit {
@@ -78,24 +82,36 @@ impl Tool for Write {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::tests::{call, context};
     use super::super::ToolOutput;
+    use super::super::tests::{call, context};
     use serde_json::json;
 
     #[tokio::test]
     async fn creates_or_overwrites() {
         let (_dir, cx) = context(&[("old.txt", "was\n")]);
-        let ToolOutput::Edits { edits, message } = call(&cx, "write", json!({"path": "new/a.txt", "content": "x\ny\n"})).await.unwrap() else {
+        let ToolOutput::Edits { edits, message } = call(
+            &cx,
+            "write",
+            json!({"path": "new/a.txt", "content": "x\ny\n"}),
+        )
+        .await
+        .unwrap() else {
             panic!("edits expected");
         };
         assert_eq!(edits[0].before, None);
         assert_eq!(message, "Created new/a.txt (2 lines).");
-        let ToolOutput::Edits { edits, message } = call(&cx, "write", json!({"path": "old.txt", "content": "now\n"})).await.unwrap() else {
+        let ToolOutput::Edits { edits, message } =
+            call(&cx, "write", json!({"path": "old.txt", "content": "now\n"}))
+                .await
+                .unwrap()
+        else {
             panic!("edits expected");
         };
         assert_eq!(edits[0].before.as_deref(), Some("was\n"));
         assert_eq!(message, "Overwrote old.txt (1 lines).");
-        let error = call(&cx, "write", json!({"path": "/tmp/x", "content": ""})).await.unwrap_err();
+        let error = call(&cx, "write", json!({"path": "/tmp/x", "content": ""}))
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("outside the workspace"));
     }
 }
