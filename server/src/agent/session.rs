@@ -267,13 +267,15 @@ impl Inbox {
         tokio::pin!(work);
         loop {
             tokio::select! {
-                output = &mut work => return Some(output),
+                // A cancel wins over a result that is ready at the same moment.
+                biased;
                 control = self.next_control() => match control {
                     Control::Cancel => return None,
                     Control::Answer { id, .. } => {
                         tracing::warn!(id, "approval answer for no pending question ignored");
                     }
                 },
+                output = &mut work => return Some(output),
             }
         }
     }
@@ -428,6 +430,14 @@ impl Session {
         let mut response = ModelResponse::default();
         loop {
             tokio::select! {
+                // A cancel wins over more output.
+                biased;
+                control = self.inbox.next_control() => match control {
+                    Control::Cancel => return Err(TurnEnd::Cancelled),
+                    Control::Answer { id, .. } => {
+                        tracing::warn!(id, "approval answer for no pending question ignored");
+                    }
+                },
                 item = stream.next() => match item {
                     Some(Ok(event)) => {
                         match &event {
@@ -446,12 +456,6 @@ impl Session {
                         return Err(TurnEnd::Failed);
                     }
                     None => break,
-                },
-                control = self.inbox.next_control() => match control {
-                    Control::Cancel => return Err(TurnEnd::Cancelled),
-                    Control::Answer { id, .. } => {
-                        tracing::warn!(id, "approval answer for no pending question ignored");
-                    }
                 },
             }
         }
@@ -702,11 +706,18 @@ impl Session {
             }
         }
         let paths: Vec<PathBuf> = edits.iter().map(|edit| edit.path.clone()).collect();
-        let unseen: Vec<PathBuf> = paths
-            .iter()
-            .filter(|path| !self.known.contains_key(*path))
-            .cloned()
-            .collect();
+        // The "before" of files the session has not seen yet; a new file has none.
+        let mut unseen = Vec::new();
+        for path in &paths {
+            if self.known.contains_key(path) {
+                continue;
+            }
+            if self.workspace.exists(path) {
+                unseen.push(path.clone());
+            } else {
+                self.known.insert(path.clone(), Vec::new());
+            }
+        }
         if !unseen.is_empty() {
             let deadline = Instant::now() + self.config.diagnostics_deadline;
             let before = feedback.fresh_diagnostics(&unseen, deadline).await;

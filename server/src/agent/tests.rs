@@ -17,6 +17,7 @@ use super::*;
 use crate::providers::fake_model::{self, Answer, End, FakeModelServer, FakeToolCall, Reply};
 use crate::providers::{
     ApiKey, Catalog, ClientSettings, ModelClient, ProviderTuning, ResolvedModel, RetryPolicy,
+    WireApi,
 };
 use crate::snapshots::{SnapshotStore, no_overlay};
 
@@ -132,7 +133,7 @@ const SESSION: &str = "s1";
 async fn start(
     files: &[(&str, &str)],
     feedback: Arc<dyn LanguageFeedback>,
-    tweak: impl FnOnce(&mut SessionConfig),
+    tweak: impl FnOnce(&mut SessionConfig, &FakeModelServer),
 ) -> Harness {
     start_in(tempfile::tempdir().unwrap(), files, feedback, tweak).await
 }
@@ -141,7 +142,7 @@ async fn start_in(
     workspace: tempfile::TempDir,
     files: &[(&str, &str)],
     feedback: Arc<dyn LanguageFeedback>,
-    tweak: impl FnOnce(&mut SessionConfig),
+    tweak: impl FnOnce(&mut SessionConfig, &FakeModelServer),
 ) -> Harness {
     let server = FakeModelServer::start().await.unwrap();
     for (path, text) in files {
@@ -173,7 +174,7 @@ async fn start_in(
         },
         ..ClientSettings::default()
     });
-    tweak(&mut config);
+    tweak(&mut config, &server);
     let (submit, submissions) = mpsc::channel(16);
     let (events_out, events) = mpsc::channel(1024);
     let session = tokio::spawn(run_session(config, submissions, events_out, feedback));
@@ -331,7 +332,7 @@ async fn read_edit_diagnostics_fix_loop_is_snapshotted_and_undoable() {
             ("AGENTS.md", "Use tabs, never spaces.\n"),
         ],
         feedback.clone(),
-        |c| {
+        |c, _| {
             c.permissions = Permissions::default().assume_yes();
         },
     )
@@ -477,7 +478,7 @@ async fn read_edit_diagnostics_fix_loop_is_snapshotted_and_undoable() {
 #[tokio::test]
 async fn a_pending_server_is_reported_as_pending_not_clean() {
     let feedback = Arc::new(ScriptedFeedback::new(false));
-    let mut h = start(&[("main.c", MAIN_C)], feedback, |c| {
+    let mut h = start(&[("main.c", MAIN_C)], feedback, |c, _| {
         c.permissions = Permissions::default().assume_yes();
     })
     .await;
@@ -504,7 +505,7 @@ async fn the_workspace_diagnostics_summary_goes_with_the_user_turn() {
     let mut feedback = ScriptedFeedback::new(true);
     feedback.watched = vec![workspace.path().canonicalize().unwrap().join("bad.c")];
     let bad = format!("int y = {BROKEN};\n");
-    let mut h = start_in(workspace, &[("bad.c", &bad)], Arc::new(feedback), |_| {}).await;
+    let mut h = start_in(workspace, &[("bad.c", &bad)], Arc::new(feedback), |_, _| {}).await;
     h.server.push(says("I see the error."));
     let events = h.turn("fix it").await;
     assert_eq!(ends(&events), TurnEnd::Completed);
@@ -520,7 +521,7 @@ async fn the_workspace_diagnostics_summary_goes_with_the_user_turn() {
 
 #[tokio::test]
 async fn asks_are_answered_through_submissions_and_denials_reach_the_model() {
-    let mut h = start(&[("a.txt", "one\n")], Arc::new(NoFeedback), |_| {}).await;
+    let mut h = start(&[("a.txt", "one\n")], Arc::new(NoFeedback), |_, _| {}).await;
     h.server.push(calls(vec![tool(
         "c1",
         "edit",
@@ -613,17 +614,21 @@ async fn asks_are_answered_through_submissions_and_denials_reach_the_model() {
     assert!(events.iter().any(|e| matches!(e,
         AgentEvent::Decision { id, allowed: true, source: DecisionSource::Remembered } if id == "c4")));
     assert_eq!(h.read("a.txt"), "two\n");
+    let h_store = h.store.clone();
+    let _folders = (h.workspace.clone(), h.data.clone());
     let (outcome, requests) = h.finish().await;
     assert_eq!(tool_result(&requests[2], "c2"), "The user denied edit.");
     assert!(tool_result(&requests[4], "c4").starts_with("hi\n[exit 0"));
     assert_eq!(outcome.changes.len(), 1);
+    // Each command ran after a whole-worktree checkpoint.
+    assert_eq!(h_store.checkpoints(SESSION).unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn policy_denials_are_decisions_without_questions() {
     let permissions: toml::Value =
         toml::from_str("edit = \"deny\"\nrun_command = { \"echo *\" = \"allow\" }\n").unwrap();
-    let mut h = start(&[("a.txt", "one\n")], Arc::new(NoFeedback), |c| {
+    let mut h = start(&[("a.txt", "one\n")], Arc::new(NoFeedback), |c, _| {
         c.permissions = Permissions::from_config(Some(&permissions)).unwrap();
     })
     .await;
@@ -672,7 +677,7 @@ async fn policy_denials_are_decisions_without_questions() {
 async fn paths_leaving_the_workspace_are_refused() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret"), "key").unwrap();
-    let mut h = start(&[("a.txt", "x\n")], Arc::new(NoFeedback), |c| {
+    let mut h = start(&[("a.txt", "x\n")], Arc::new(NoFeedback), |c, _| {
         c.permissions = Permissions::default().assume_yes();
     })
     .await;
@@ -717,7 +722,7 @@ async fn paths_leaving_the_workspace_are_refused() {
 
 #[tokio::test]
 async fn cancelling_mid_stream_drops_the_connection_and_the_session_goes_on() {
-    let mut h = start(&[], Arc::new(NoFeedback), |_| {}).await;
+    let mut h = start(&[], Arc::new(NoFeedback), |_, _| {}).await;
     h.server.push(
         fake_model::openai_chat::stream(&Answer::text(&["Thinking about it", " and more"]))
             .cut_after(2)
@@ -754,7 +759,7 @@ async fn cancelling_mid_stream_drops_the_connection_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn cancelling_mid_command_kills_it_and_answers_the_call() {
-    let mut h = start(&[], Arc::new(NoFeedback), |c| {
+    let mut h = start(&[], Arc::new(NoFeedback), |c, _| {
         c.permissions = Permissions::default().assume_yes();
     })
     .await;
@@ -791,7 +796,7 @@ async fn cancelling_mid_command_kills_it_and_answers_the_call() {
 #[tokio::test]
 async fn the_same_failing_call_three_times_stops_the_run() {
     let source = "x = 1\ny = 2\nx = 1\n";
-    let mut h = start(&[("a.py", source)], Arc::new(NoFeedback), |c| {
+    let mut h = start(&[("a.py", source)], Arc::new(NoFeedback), |c, _| {
         c.permissions = Permissions::default().assume_yes();
     })
     .await;
@@ -821,7 +826,7 @@ async fn the_same_failing_call_three_times_stops_the_run() {
 
 #[tokio::test]
 async fn a_successful_change_between_failures_resets_the_doom_loop_count() {
-    let mut h = start(&[("a.txt", "a\n")], Arc::new(NoFeedback), |c| {
+    let mut h = start(&[("a.txt", "a\n")], Arc::new(NoFeedback), |c, _| {
         c.permissions = Permissions::default().assume_yes();
         c.max_turns = 6;
     })
@@ -850,7 +855,7 @@ async fn a_successful_change_between_failures_resets_the_doom_loop_count() {
 
 #[tokio::test]
 async fn a_failed_model_call_ends_the_turn_with_an_error() {
-    let mut h = start(&[], Arc::new(NoFeedback), |_| {}).await;
+    let mut h = start(&[], Arc::new(NoFeedback), |_, _| {}).await;
     h.server.push(fake_model::openai_chat::error(
         400,
         "context too long",
@@ -864,4 +869,75 @@ async fn a_failed_model_call_ends_the_turn_with_an_error() {
     ));
     let (outcome, _) = h.finish().await;
     assert_eq!(outcome.last_end, Some(TurnEnd::Failed));
+}
+
+/// The catalog provider speaking `api`, pointed at the fake server.
+fn model_for(api: WireApi, server: &FakeModelServer) -> ResolvedModel {
+    let (provider, model, path) = match api {
+        WireApi::OpenAiChat => ("openai", fake_model::openai_chat::MODEL, "/v1"),
+        WireApi::OpenAiResponses => (
+            "openai-responses",
+            fake_model::openai_responses::MODEL,
+            "/v1",
+        ),
+        WireApi::Anthropic => ("anthropic", fake_model::anthropic::MODEL, ""),
+        WireApi::Gemini => ("gemini", fake_model::gemini::MODEL, "/v1beta"),
+        WireApi::Ollama => ("ollama", fake_model::ollama::MODEL, ""),
+    };
+    let mut entry = Catalog::builtin().get(provider).cloned().unwrap();
+    entry.base_url = format!("{}{path}", server.url());
+    ResolvedModel {
+        info: entry.model(model).cloned(),
+        provider: entry,
+        model: model.to_owned(),
+        tuning: ProviderTuning::default(),
+    }
+}
+
+fn stream_for(api: WireApi, answer: &Answer) -> Reply {
+    match api {
+        WireApi::OpenAiChat => fake_model::openai_chat::stream(answer),
+        WireApi::OpenAiResponses => fake_model::openai_responses::stream(answer),
+        WireApi::Anthropic => fake_model::anthropic::stream(answer),
+        WireApi::Gemini => fake_model::gemini::stream(answer),
+        WireApi::Ollama => fake_model::ollama::stream(answer),
+    }
+}
+
+#[tokio::test]
+async fn a_tool_round_trip_works_over_every_wire_protocol() {
+    for api in WireApi::ALL {
+        let mut h = start(
+            &[("a.txt", "hello tack\n")],
+            Arc::new(NoFeedback),
+            |c, server| {
+                c.model = model_for(api, server);
+            },
+        )
+        .await;
+        let read = Answer::text(&["Reading."]).with_tool_call(tool(
+            "c1",
+            "read",
+            json!({"path": "a.txt"}),
+        ));
+        h.server.push(stream_for(api, &read));
+        h.server
+            .push(stream_for(api, &Answer::text(&["It says hello."])));
+        let events = h.turn("what does a.txt say?").await;
+        assert_eq!(ends(&events), TurnEnd::Completed, "{api:?}: {events:?}");
+        let requests = h.server.requests();
+        assert_eq!(requests.len(), 2, "{api:?}");
+        let second = String::from_utf8_lossy(&requests[1].body).into_owned();
+        assert!(
+            second.contains("1| hello tack"),
+            "{api:?}: the result went back: {second}"
+        );
+        assert!(
+            second.contains("Reading."),
+            "{api:?}: the assistant text went back"
+        );
+        h.submissions = None;
+        let outcome = h.session.await.unwrap();
+        assert_eq!(outcome.model_calls, 2, "{api:?}");
+    }
 }

@@ -392,3 +392,105 @@ mod tests {
         drop(dir);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod through_feedback {
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use futures::future::BoxFuture;
+    use serde_json::{Value, json};
+
+    use super::super::tests::text;
+    use super::super::{Tool, ToolContext, ToolSettings};
+    use super::Navigation;
+    use crate::agent::feedback::{FeedbackReport, LanguageFeedback};
+    use crate::agent::workspace::Workspace;
+
+    /// Answers every request with a definition at line 1 of the same file, recording it.
+    #[derive(Default)]
+    struct Recorder {
+        requests: Mutex<Vec<(String, Value)>>,
+    }
+
+    impl LanguageFeedback for Recorder {
+        fn buffer_text(&self, _path: &Path) -> Option<String> {
+            None
+        }
+        fn file_changed<'a>(&'a self, _path: &'a Path, _text: &'a str) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+        fn fresh_diagnostics<'a>(
+            &'a self,
+            _paths: &'a [PathBuf],
+            _deadline: Instant,
+        ) -> BoxFuture<'a, FeedbackReport> {
+            Box::pin(async { FeedbackReport::default() })
+        }
+        fn known_diagnostics(&self) -> FeedbackReport {
+            FeedbackReport::default()
+        }
+        fn request<'a>(
+            &'a self,
+            method: &'a str,
+            params: Value,
+        ) -> BoxFuture<'a, Result<Value, String>> {
+            let uri = params["textDocument"]["uri"].clone();
+            self.requests
+                .lock()
+                .unwrap()
+                .push((method.to_owned(), params));
+            Box::pin(async move {
+                Ok(
+                    json!({"uri": uri, "range": {"start": {"line": 0, "character": 4}, "end": {"line": 0, "character": 8}}}),
+                )
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn definition_sends_an_lsp_position_and_renders_the_code_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.c"),
+            "int load(void);\nint main(void) { return load(); }\n",
+        )
+        .unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let workspace = Workspace::new(dir.path(), recorder.clone()).unwrap();
+        let context = ToolContext {
+            workspace,
+            settings: ToolSettings::default(),
+        };
+        let args = json!({"path": "a.c", "line": 2, "symbol": "load"});
+        let out = Navigation::Definition
+            .run(args, context.clone())
+            .await
+            .unwrap();
+        assert_eq!(text(out), "a.c:1: int load(void);");
+        let (method, params) = recorder.requests.lock().unwrap()[0].clone();
+        assert_eq!(method, "textDocument/definition");
+        assert_eq!(params["position"], json!({"line": 1, "character": 24}));
+        assert!(
+            params["textDocument"]["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with("/a.c")
+        );
+        let error = Navigation::References
+            .run(
+                json!({"path": "a.c", "line": 1, "symbol": "nothing"}),
+                context,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("\"nothing\" is not on that line"),
+            "{error}"
+        );
+    }
+}
