@@ -131,6 +131,12 @@ pub enum AgentEvent {
         usage: Usage,
         cost: Option<Cost>,
     },
+    /// The history was replaced by the user's requests and this summary (the context window
+    /// was filling up).
+    Compacted {
+        tokens_before: u64,
+        summary: String,
+    },
     TurnDone {
         end: TurnEnd,
     },

@@ -10,9 +10,10 @@
 //! half-applied edit is ever left. Every tool call in the history gets exactly one result,
 //! also when the turn stops early, so the next request is valid for every protocol.
 //!
-//! TODO: compaction. When the conversation nears the model's context window (catalog
-//! `context`), old turns should be summarized with the model, keeping user messages and
-//! project instructions verbatim. Today the history grows until the provider refuses it.
+//! Compaction: when the last request used more than [`COMPACT_AT`] of the model's context
+//! window (from the catalog), the model is asked to summarize the work so far, and the
+//! history becomes one user message: every user request verbatim, then that summary. The
+//! system prompt (with the project's instructions) is never compacted.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -40,6 +41,14 @@ pub const INSTRUCTION_FILES: [&str; 2] = ["AGENTS.md", "CLAUDE.md"];
 const MAX_INSTRUCTION_BYTES: usize = 16 * 1024;
 /// Diagnostics lines in the workspace summary of a user turn.
 const SUMMARY_LINES: usize = 20;
+/// Share of the model's context window above which the history is compacted.
+const COMPACT_AT: f64 = 0.8;
+/// The question that asks the model for its own summary.
+const COMPACT_PROMPT: &str = "The conversation is about to be shortened. Do not call tools. \
+    Write a brief summary for yourself to continue from: what was asked, what you did (files \
+    changed and how), what you learned (paths, symbols, errors), and what remains to do.";
+/// What the model and the front end are told of a call the user cancelled.
+const CANCELLED: &str = "Cancelled by the user.";
 /// The diff shown when asking to approve an edit is cut to this many bytes.
 const MAX_APPROVAL_DIFF: usize = 4000;
 
@@ -149,6 +158,8 @@ pub async fn run_session(
         },
         events,
         history: Vec::new(),
+        user_texts: Vec::new(),
+        last_call_tokens: 0,
         known: BTreeMap::new(),
         failures: HashMap::new(),
         step: 0,
@@ -288,6 +299,10 @@ struct Session {
     inbox: Inbox,
     events: mpsc::Sender<AgentEvent>,
     history: Vec<Message>,
+    /// Every user request, verbatim (kept through compaction).
+    user_texts: Vec<String>,
+    /// Input plus output tokens of the last model call (what the next one builds on).
+    last_call_tokens: u64,
     /// The diagnostics last seen for files the agent changed (the "before" of the next edit).
     known: BTreeMap<PathBuf, Vec<FeedbackDiagnostic>>,
     /// Failing calls of this turn by (tool, arguments), cleared when a change succeeds.
@@ -309,30 +324,15 @@ impl Session {
         let _ = self.events.send(event).await;
     }
 
-    /// Appends a user message, merged into the last one when that is a user message too (a
-    /// cancelled turn leaves one behind), so roles keep alternating.
-    fn push_user(&mut self, mut parts: Vec<ContentPart>) {
-        if let Some(last) = self.history.last_mut()
-            && last.role == Role::User
-        {
-            if let (Some(ContentPart::Text(text)), Some(ContentPart::Text(_))) =
-                (parts.first_mut(), last.content.last())
-            {
-                text.insert_str(0, "\n\n");
-            }
-            last.content.append(&mut parts);
-            return;
-        }
-        self.history.push(Message {
-            role: Role::User,
-            content: parts,
-        });
+    fn push_user(&mut self, parts: Vec<ContentPart>) {
+        push_user(&mut self.history, parts);
     }
 
     async fn run_turn(&mut self, text: String) -> TurnEnd {
         self.emit(AgentEvent::TurnStarted { text: text.clone() })
             .await;
         self.failures.clear();
+        self.user_texts.push(text.clone());
         let mut prompt = text;
         let known = self.workspace.feedback().known_diagnostics();
         if !known.files.is_empty() {
@@ -343,7 +343,13 @@ impl Session {
         }
         self.push_user(vec![ContentPart::Text(prompt)]);
         for _ in 0..self.config.max_turns {
-            let response = match self.ask_model().await {
+            if self.needs_compaction()
+                && let Err(end) = self.compact().await
+            {
+                return end;
+            }
+            let request = self.request(self.history.clone());
+            let response = match self.ask_model(request, true).await {
                 Ok(response) => response,
                 Err(end) => return end,
             };
@@ -395,7 +401,7 @@ impl Session {
                         results.push(ContentPart::ToolResult(ToolResult {
                             call_id: call.id.clone(),
                             name: call.name.clone(),
-                            content: "Cancelled by the user.".to_owned(),
+                            content: CANCELLED.to_owned(),
                             is_error: true,
                         }));
                         stopped = Some(TurnEnd::Cancelled);
@@ -410,18 +416,72 @@ impl Session {
         TurnEnd::MaxTurns
     }
 
-    /// One model request, streamed out as events. `Err` ends the turn (cancel or failure);
-    /// nothing of a partial answer enters the history.
-    async fn ask_model(&mut self) -> Result<ModelResponse, TurnEnd> {
-        let request = ChatRequest {
+    fn request(&self, messages: Vec<Message>) -> ChatRequest {
+        ChatRequest {
             system: Some(self.system.clone()),
-            messages: self.history.clone(),
+            messages,
             tools: self.config.tools.specs(),
             max_output_tokens: self.config.max_output_tokens,
             temperature: None,
             thinking_budget: None,
             cache_prefix: true,
+        }
+    }
+
+    /// Whether the last call filled the context window past [`COMPACT_AT`].
+    fn needs_compaction(&self) -> bool {
+        let Some(window) = self
+            .config
+            .model
+            .info
+            .as_ref()
+            .and_then(|info| info.context)
+        else {
+            return false;
         };
+        self.history.len() > 1 && self.last_call_tokens as f64 > window as f64 * COMPACT_AT
+    }
+
+    /// Replaces the history with the user's requests verbatim and the model's own summary.
+    /// A summary that comes back empty leaves the history as it was.
+    async fn compact(&mut self) -> Result<(), TurnEnd> {
+        let tokens_before = self.last_call_tokens;
+        let mut messages = self.history.clone();
+        push_user(
+            &mut messages,
+            vec![ContentPart::Text(COMPACT_PROMPT.to_owned())],
+        );
+        // The tools stay declared (some protocols require them next to tool calls), unused.
+        let request = self.request(messages);
+        let response = self.ask_model(request, false).await?;
+        let summary = response.text.trim();
+        if summary.is_empty() {
+            tracing::warn!("the model returned an empty summary; history kept");
+            return Ok(());
+        }
+        let requests = self.user_texts.join("\n---\n");
+        self.history = vec![Message::user(format!(
+            "<user requests, verbatim>\n{requests}\n</user requests>\n\n\
+             <summary of the work so far>\n{summary}\n</summary of the work so far>\n\
+             Continue with the latest request."
+        ))];
+        self.emit(AgentEvent::Compacted {
+            tokens_before,
+            summary: summary.to_owned(),
+        })
+        .await;
+        self.last_call_tokens = 0;
+        Ok(())
+    }
+
+    /// One model request, streamed out as events (text and thinking only when
+    /// `to_front_end`). `Err` ends the turn (cancel or failure); nothing of a partial answer
+    /// enters the history.
+    async fn ask_model(
+        &mut self,
+        request: ChatRequest,
+        to_front_end: bool,
+    ) -> Result<ModelResponse, TurnEnd> {
         let mut stream =
             self.config
                 .client
@@ -439,6 +499,7 @@ impl Session {
                     }
                 },
                 item = stream.next() => match item {
+                    Some(Ok(event)) if !to_front_end => response.absorb(event),
                     Some(Ok(event)) => {
                         match &event {
                             StreamEvent::TextDelta { text } => {
@@ -468,6 +529,7 @@ impl Session {
         };
         let usage = completion.usage;
         let cost = completion.cost.clone();
+        self.last_call_tokens = usage.total_input() + usage.output;
         let total = &mut self.outcome.usage;
         total.input_uncached += usage.input_uncached;
         total.cache_read += usage.cache_read;
@@ -506,7 +568,16 @@ impl Session {
         .await;
         let started = Instant::now();
         let (content, is_error) = match self.execute(call).await {
-            None => return CallEnd::Cancelled,
+            None => {
+                self.emit(AgentEvent::ToolCallEnded {
+                    id: call.id.clone(),
+                    summary: CANCELLED.to_owned(),
+                    is_error: true,
+                    duration: started.elapsed(),
+                })
+                .await;
+                return CallEnd::Cancelled;
+            }
             Some(Ok(content)) => (content, false),
             Some(Err(content)) => (content, true),
         };
@@ -787,6 +858,26 @@ impl Session {
                 format!("cannot snapshot the workspace before running the command, so it was not run: {error}")
             })
     }
+}
+
+/// Appends a user message, merged into the last one when that is a user message too (a
+/// cancelled turn leaves one behind), so roles keep alternating.
+fn push_user(history: &mut Vec<Message>, mut parts: Vec<ContentPart>) {
+    if let Some(last) = history.last_mut()
+        && last.role == Role::User
+    {
+        if let (Some(ContentPart::Text(text)), Some(ContentPart::Text(_))) =
+            (parts.first_mut(), last.content.last())
+        {
+            text.insert_str(0, "\n\n");
+        }
+        last.content.append(&mut parts);
+        return;
+    }
+    history.push(Message {
+        role: Role::User,
+        content: parts,
+    });
 }
 
 /// Blocking: pre-images, every file written (atomically each), post-images. A failed write

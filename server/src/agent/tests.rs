@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::providers::fake_model::{self, Answer, End, FakeModelServer, FakeToolCall, Reply};
+use crate::providers::fake_model::{
+    self, Answer, End, FakeModelServer, FakeToolCall, FakeUsage, Reply,
+};
 use crate::providers::{
     ApiKey, Catalog, ClientSettings, ModelClient, ProviderTuning, ResolvedModel, RetryPolicy,
     WireApi,
@@ -940,4 +942,77 @@ async fn a_tool_round_trip_works_over_every_wire_protocol() {
         let outcome = h.session.await.unwrap();
         assert_eq!(outcome.model_calls, 2, "{api:?}");
     }
+}
+
+#[tokio::test]
+async fn a_filling_context_window_is_compacted_keeping_the_user_requests_verbatim() {
+    let mut h = start(
+        &[("a.txt", "hello tack\n")],
+        Arc::new(NoFeedback),
+        |c, _| {
+            c.model.info.as_mut().unwrap().context = Some(1000);
+        },
+    )
+    .await;
+    let full = FakeUsage {
+        input_uncached: 900,
+        output: 20,
+        ..FakeUsage::default()
+    };
+    h.server.push(fake_model::openai_chat::stream(
+        &Answer::default()
+            .with_tool_call(tool("c1", "read", json!({"path": "a.txt"})))
+            .with_usage(full),
+    ));
+    h.server
+        .push(says("SUMMARY: a.txt says hello tack; nothing changed."));
+    h.server.push(says("It says hello tack."));
+    let events = h.turn("what does a.txt say?").await;
+    assert_eq!(ends(&events), TurnEnd::Completed);
+    let compacted = events.iter().find_map(|e| match e {
+        AgentEvent::Compacted {
+            tokens_before,
+            summary,
+        } => Some((*tokens_before, summary.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        compacted,
+        Some((
+            920,
+            "SUMMARY: a.txt says hello tack; nothing changed.".to_owned()
+        ))
+    );
+    let shown: String = events
+        .iter()
+        .filter_map(|e| match e {
+            AgentEvent::TextDelta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        shown, "It says hello tack.",
+        "the summary is not part of the transcript"
+    );
+    let (outcome, requests) = h.finish().await;
+    assert_eq!(outcome.model_calls, 3);
+    // The summary request carries the whole history and the question.
+    let asked = requests[1]["messages"].as_array().unwrap();
+    assert_eq!(asked.last().unwrap()["role"], "user");
+    assert!(
+        asked.last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .contains("Write a brief summary")
+    );
+    assert!(asked.iter().any(|m| m["role"] == "tool"));
+    // After it: the system prompt and one user message.
+    let after = requests[2]["messages"].as_array().unwrap();
+    assert_eq!(after.len(), 2, "{after:?}");
+    let user = after[1]["content"].as_str().unwrap();
+    assert!(
+        user.starts_with("<user requests, verbatim>\nwhat does a.txt say?\n</user requests>"),
+        "{user}"
+    );
+    assert!(user.contains("SUMMARY: a.txt says hello tack"), "{user}");
 }
