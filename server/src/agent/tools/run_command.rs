@@ -141,6 +141,7 @@ async fn run(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut status = None;
     let mut eof = false;
+    let mut drain_until = deadline;
     while status.is_none() || !eof {
         tokio::select! {
             read = output.read(&mut buffer), if !eof => match read {
@@ -149,6 +150,7 @@ async fn run(
             },
             exit = child.wait(), if status.is_none() => {
                 status = Some(exit.map_err(|e| failed("waiting for the command", e))?);
+                drain_until = tokio::time::Instant::now() + DRAIN_GRACE;
             }
             () = tokio::time::sleep_until(deadline), if status.is_none() => {
                 return Err(ToolError::Failed(format!(
@@ -157,7 +159,7 @@ async fn run(
                     timeout.as_secs_f32()
                 )));
             }
-            () = tokio::time::sleep(DRAIN_GRACE), if status.is_some() => eof = true,
+            () = tokio::time::sleep_until(drain_until), if status.is_some() => eof = true,
         }
     }
     let elapsed = started.elapsed().as_secs_f32();
@@ -304,6 +306,28 @@ mod tests {
             error.to_string().contains("outside the workspace"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_background_child_that_keeps_writing_does_not_hold_the_call() {
+        let (_dir, cx) = context(&[]);
+        let started = Instant::now();
+        let out = text(
+            call(
+                &cx,
+                "run_command",
+                json!({"command": "(while true; do echo tick; sleep 0.05; done) & echo started"}),
+            )
+            .await
+            .unwrap(),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(out.lines().any(|line| line == "started"), "{out}");
+        assert!(out.contains("[exit 0, "), "{out}");
     }
 
     #[tokio::test]
