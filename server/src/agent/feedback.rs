@@ -177,10 +177,6 @@ impl FeedbackReport {
         names.dedup();
         names
     }
-
-    pub fn file(&self, path: &Path) -> Option<&FileDiagnostics> {
-        self.files.iter().find(|file| file.path == path)
-    }
 }
 
 /// What an edit changed in the diagnostics of the files it touched.
@@ -188,7 +184,7 @@ impl FeedbackReport {
 pub struct DiagnosticsDelta {
     pub introduced: Vec<DiagnosticLine>,
     pub fixed: Vec<DiagnosticLine>,
-    /// Diagnostics of the touched files after the edit, errors first.
+    /// Errors left in the touched files after the edit.
     pub remaining_errors: usize,
     pub pending_servers: Vec<String>,
     pub failed_servers: Vec<String>,

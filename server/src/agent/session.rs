@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -68,8 +68,6 @@ pub struct SessionConfig {
     pub snapshot_session: String,
     /// Model requests per user turn.
     pub max_turns: u32,
-    /// How long after an edit to wait for fresh diagnostics of the touched files.
-    pub diagnostics_deadline: Duration,
     /// The same failing call this many times stops the turn.
     pub doom_loop_limit: u32,
     pub max_output_tokens: Option<u32>,
@@ -77,8 +75,8 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// A configuration with the defaults: the full tool set, default permissions (read-only
-    /// tools allowed, the rest asked), 50 requests per turn, a 10 s diagnostics deadline, a
-    /// doom-loop limit of 3.
+    /// tools allowed, the rest asked), 50 requests per turn, a doom-loop limit of 3 (the diagnostics
+    /// deadline is `tool_settings.diagnostics_deadline`).
     pub fn new(
         workspace_root: PathBuf,
         model: ResolvedModel,
@@ -97,7 +95,6 @@ impl SessionConfig {
             snapshots,
             snapshot_session,
             max_turns: 50,
-            diagnostics_deadline: Duration::from_secs(10),
             doom_loop_limit: 3,
             max_output_tokens: None,
         }
@@ -790,7 +787,7 @@ impl Session {
             }
         }
         if !unseen.is_empty() {
-            let deadline = Instant::now() + self.config.diagnostics_deadline;
+            let deadline = Instant::now() + self.config.tool_settings.diagnostics_deadline;
             let before = feedback.fresh_diagnostics(&unseen, deadline).await;
             for file in before.files {
                 self.known.insert(file.path, file.diagnostics);
@@ -821,7 +818,7 @@ impl Session {
         for edit in &edits {
             feedback.file_changed(&edit.path, &edit.after).await;
         }
-        let deadline = Instant::now() + self.config.diagnostics_deadline;
+        let deadline = Instant::now() + self.config.tool_settings.diagnostics_deadline;
         let after = feedback.fresh_diagnostics(&paths, deadline).await;
         let delta = DiagnosticsDelta::between(&self.known, &after, |p| self.workspace.relative(p));
         for file in &after.files {

@@ -27,8 +27,6 @@ use serde_json::Value;
 use super::workspace::{PathError, Workspace};
 use crate::providers::ToolSpec;
 
-pub use run_command::cap_output;
-
 /// What running a tool can do to the workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
@@ -52,7 +50,7 @@ pub struct ToolSettings {
     pub max_grep_matches: usize,
     /// Entries `list` returns.
     pub max_list_entries: usize,
-    /// How long `diagnostics` waits for fresh results.
+    /// How long `diagnostics`, and the check after every edit, wait for fresh results.
     pub diagnostics_deadline: Duration,
 }
 

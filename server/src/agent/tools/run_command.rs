@@ -249,18 +249,18 @@ impl CappedOutput {
     }
 }
 
-/// `bytes` as the model sees command output within `cap` bytes.
-pub fn cap_output(bytes: &[u8], cap: usize) -> String {
-    let mut collected = CappedOutput::new(cap);
-    collected.push(bytes);
-    collected.finish()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::tests::{call, context, text};
     use super::*;
+
+    /// `bytes` as the model sees command output within `cap` bytes.
+    fn cap_output(bytes: &[u8], cap: usize) -> String {
+        let mut collected = CappedOutput::new(cap);
+        collected.push(bytes);
+        collected.finish()
+    }
 
     #[test]
     fn long_output_keeps_head_and_tail() {
