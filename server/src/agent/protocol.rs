@@ -1,0 +1,199 @@
+//! The agent protocol as data: [`Submission`]s go into a session, [`AgentEvent`]s come out.
+//!
+//! The terminal front end, the editor front end and the tests consume the same events; the
+//! ledger and `--json` output write them as JSON lines (`{"type": "text_delta", ...}`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::providers::{Cost, Usage};
+
+/// What a front end sends into a running session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Submission {
+    /// A task or follow-up from the user; starts a turn (queued if one is running).
+    UserTurn { text: String },
+    /// The answer to an [`AgentEvent::ApprovalAsked`] with the same `id`. `remember` applies
+    /// the answer to the rest of the session (the same command line for `run_command`, the
+    /// whole tool otherwise).
+    ApprovalAnswer {
+        id: String,
+        allow: bool,
+        remember: bool,
+    },
+    /// Stops the running turn: the model stream is dropped, commands are killed, and no edit
+    /// is left half-applied.
+    Cancel,
+}
+
+/// Who made a permission decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionSource {
+    /// The configured policy (or `--yes`).
+    Policy,
+    /// The user, answering this very question.
+    User,
+    /// An earlier answer the user asked to remember for the session.
+    Remembered,
+}
+
+/// Why a turn ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnEnd {
+    /// The model answered without calling a tool.
+    Completed,
+    /// The model hit its output limit.
+    MaxOutputTokens,
+    /// The provider filtered the answer.
+    ContentFilter,
+    /// `max_turns` model requests were made in this turn.
+    MaxTurns,
+    /// The same failing tool call was repeated too often.
+    DoomLoop,
+    /// The user cancelled.
+    Cancelled,
+    /// The model call failed (the error went out as [`AgentEvent::Error`] first).
+    Failed,
+}
+
+/// One diagnostic in an event: where, how bad, what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiagnosticLine {
+    /// Workspace-relative path.
+    pub path: String,
+    /// 1-based.
+    pub line: u32,
+    pub severity: super::feedback::Severity,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// What a session tells its front end, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentEvent {
+    /// A turn began for this user text.
+    TurnStarted {
+        text: String,
+    },
+    TextDelta {
+        text: String,
+    },
+    ThinkingDelta {
+        text: String,
+    },
+    /// The model called a tool; `arguments` is its JSON text as sent.
+    ToolCallBegun {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    /// A tool call finished. `summary` is the first line(s) of what the model was told.
+    ToolCallEnded {
+        id: String,
+        summary: String,
+        is_error: bool,
+        #[serde(with = "millis")]
+        duration: Duration,
+    },
+    /// The policy says ask: the front end answers with [`Submission::ApprovalAnswer`].
+    ApprovalAsked {
+        id: String,
+        tool: String,
+        summary: String,
+    },
+    Decision {
+        id: String,
+        allowed: bool,
+        source: DecisionSource,
+    },
+    /// A mutating tool wrote files; `change` is its snapshot (undo target).
+    EditApplied {
+        paths: Vec<String>,
+        change: u32,
+        diff: String,
+    },
+    /// What an edit did to the diagnostics of the files it touched.
+    DiagnosticsChanged {
+        introduced: Vec<DiagnosticLine>,
+        fixed: Vec<DiagnosticLine>,
+        /// Servers that had not answered by the deadline (their silence is not "clean").
+        pending_servers: Vec<String>,
+        failed_servers: Vec<String>,
+    },
+    /// One model call's usage; `cost` is `None` when the catalog has no price.
+    Usage {
+        usage: Usage,
+        cost: Option<Cost>,
+    },
+    /// The history was replaced by the user's requests and this summary (the context window
+    /// was filling up).
+    Compacted {
+        tokens_before: u64,
+        summary: String,
+    },
+    TurnDone {
+        end: TurnEnd,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// Durations as whole milliseconds in JSON.
+mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_as_tagged_json_lines() {
+        let event = AgentEvent::ToolCallEnded {
+            id: "c1".into(),
+            summary: "ok".into(),
+            is_error: false,
+            duration: Duration::from_millis(1500),
+        };
+        let line = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"tool_call_ended","id":"c1","summary":"ok","is_error":false,"duration":1500}"#
+        );
+        let done = serde_json::to_value(AgentEvent::TurnDone {
+            end: TurnEnd::DoomLoop,
+        })
+        .unwrap();
+        assert_eq!(
+            done,
+            serde_json::json!({"type": "turn_done", "end": "doom_loop"})
+        );
+    }
+
+    #[test]
+    fn submissions_round_trip() {
+        let answer = Submission::ApprovalAnswer {
+            id: "c7".into(),
+            allow: true,
+            remember: false,
+        };
+        let text = serde_json::to_string(&answer).unwrap();
+        assert_eq!(serde_json::from_str::<Submission>(&text).unwrap(), answer);
+        assert_eq!(
+            serde_json::from_str::<Submission>(r#"{"type":"cancel"}"#).unwrap(),
+            Submission::Cancel
+        );
+    }
+}

@@ -1,1 +1,0 @@
-//! Model providers: catalog, wire adapters, auth, usage and cost.

@@ -1,0 +1,249 @@
+//! Retention: keeping the store within an age limit and a size cap, incrementally.
+//!
+//! A prune drops whole sessions (older than the age limit; then, while the store is over its
+//! size cap, the least recently written ones, a few per call), computes which objects the
+//! remaining sessions and the checkpoint stat cache still reach, and deletes the loose objects
+//! nobody reaches that are older than a grace period. The reachability walk holds no lock;
+//! deletions run in small batches, each under the store lock for a moment, and re-check each
+//! object's age just before removing it. Writers take the same lock to check that the objects
+//! a new log line names still exist (rewriting any that vanished), and git's object writes
+//! refresh an existing object's mtime, so an object being reused is never old enough to go.
+//! There is no pause-the-world gc: a call does bounded work and later calls continue.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use git2::{ObjectType, Oid};
+
+use super::{SnapshotError, SnapshotStore};
+
+/// How much history a store keeps.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Sessions not written for longer than this are dropped (default 30 days).
+    pub max_age: Duration,
+    /// Disk used by objects above which the oldest sessions are dropped (default 2 GiB).
+    pub max_bytes: u64,
+    /// Unreachable objects younger than this are kept: a concurrent writer may be about to
+    /// name them (default 1 hour).
+    pub grace: Duration,
+    /// At most this many sessions are dropped for size in one call (default 4).
+    pub max_sessions_per_prune: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            max_bytes: 2 * 1024 * 1024 * 1024,
+            grace: Duration::from_secs(3600),
+            max_sessions_per_prune: 4,
+        }
+    }
+}
+
+/// What one prune did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub sessions_removed: Vec<String>,
+    pub objects_removed: u64,
+    /// Disk used by objects before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+const DELETE_BATCH: usize = 256;
+
+impl SnapshotStore {
+    /// Drops sessions past retention and deletes objects nothing reaches any more. The session
+    /// `keep` (the running one) and the most recently written session are never dropped.
+    pub fn prune(&self, keep: Option<&str>) -> Result<PruneReport, SnapshotError> {
+        let retention = self.options.retention.clone();
+        let mut report = PruneReport {
+            bytes_before: self.object_bytes()?,
+            ..PruneReport::default()
+        };
+        let now = SystemTime::now();
+        let mut sessions = self.sessions()?;
+        let newest = sessions.last().map(|s| s.name.clone());
+        let protected = |name: &str| Some(name) == keep || Some(name) == newest.as_deref();
+        let age_of = |modified_ms: u64| {
+            now.duration_since(SystemTime::UNIX_EPOCH + Duration::from_millis(modified_ms))
+                .unwrap_or(Duration::ZERO)
+        };
+        let (expired, kept): (Vec<_>, Vec<_>) = sessions
+            .drain(..)
+            .partition(|s| !protected(&s.name) && age_of(s.modified_ms) > retention.max_age);
+        for session in expired {
+            self.remove_session(&session.name)?;
+            report.sessions_removed.push(session.name);
+        }
+        report.objects_removed += self.delete_unreachable(retention.grace)?;
+        let mut bytes = self.object_bytes()?;
+        let mut droppable = kept
+            .into_iter()
+            .filter(|s| !protected(&s.name) && age_of(s.modified_ms) > retention.grace);
+        let mut dropped_for_size = 0;
+        while bytes > retention.max_bytes && dropped_for_size < retention.max_sessions_per_prune {
+            let Some(session) = droppable.next() else {
+                break;
+            };
+            self.remove_session(&session.name)?;
+            report.sessions_removed.push(session.name);
+            dropped_for_size += 1;
+            report.objects_removed += self.delete_unreachable(retention.grace)?;
+            bytes = self.object_bytes()?;
+        }
+        report.bytes_after = bytes;
+        tracing::info!(?report, "snapshot store pruned");
+        Ok(report)
+    }
+
+    fn remove_session(&self, session: &str) -> Result<(), SnapshotError> {
+        let path = self.log_path(session)?;
+        let _lock = self.lock()?;
+        fs::remove_file(&path).map_err(|e| SnapshotError::io(&path, e))
+    }
+
+    fn objects_dir(&self) -> PathBuf {
+        self.store_dir().join("objects.git").join("objects")
+    }
+
+    /// Disk used by the object database (allocated blocks, so small loose objects count as
+    /// what they really cost).
+    pub fn object_bytes(&self) -> Result<u64, SnapshotError> {
+        let mut total = 0;
+        visit_files(&self.objects_dir(), &mut |_, meta| {
+            total += meta.blocks() * 512
+        })?;
+        Ok(total)
+    }
+
+    /// Every object the remaining sessions and the stat cache reach.
+    fn reachable(&self) -> Result<HashSet<Oid>, SnapshotError> {
+        let mut reachable = HashSet::new();
+        let mut trees = Vec::new();
+        for session in self.sessions()? {
+            let log = self.read_log(&session.name)?;
+            for change in &log.changes {
+                for file in &change.files {
+                    for version in [&file.before, &file.after].into_iter().flatten() {
+                        reachable.insert(Oid::from_str(&version.blob)?);
+                    }
+                }
+            }
+            for checkpoint in &log.checkpoints {
+                trees.push(Oid::from_str(&checkpoint.tree)?);
+            }
+        }
+        trees.extend(self.stat_cache_root());
+        let repo = self.repo();
+        let odb = repo.odb()?;
+        while let Some(tree) = trees.pop() {
+            if !reachable.insert(tree) {
+                continue;
+            }
+            let object = match odb.read(tree) {
+                Ok(object) => object,
+                Err(e) if e.code() == git2::ErrorCode::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if object.kind() != ObjectType::Tree {
+                continue;
+            }
+            for (mode, oid) in tree_entries(object.data()) {
+                if mode == b"40000" {
+                    trees.push(oid);
+                } else if mode != b"160000" {
+                    reachable.insert(oid);
+                }
+            }
+        }
+        Ok(reachable)
+    }
+
+    fn delete_unreachable(&self, grace: Duration) -> Result<u64, SnapshotError> {
+        let reachable = self.reachable()?;
+        let mut candidates = Vec::new();
+        visit_files(&self.objects_dir(), &mut |path, _| {
+            if let Some(oid) = loose_object_id(path)
+                && !reachable.contains(&oid)
+            {
+                candidates.push(path.to_path_buf());
+            }
+        })?;
+        let mut removed = 0;
+        for batch in candidates.chunks(DELETE_BATCH) {
+            let _lock = self.lock()?;
+            for path in batch {
+                let old_enough = fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|modified| modified.elapsed().ok())
+                    .is_some_and(|age| age > grace);
+                if old_enough && fs::remove_file(path).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The (mode, id) of each entry of a raw git tree.
+fn tree_entries(mut data: &[u8]) -> Vec<(&[u8], Oid)> {
+    let mut entries = Vec::new();
+    while let Some(space) = data.iter().position(|&b| b == b' ') {
+        let mode = &data[..space];
+        let Some(nul) = data[space..]
+            .iter()
+            .position(|&b| b == 0)
+            .map(|n| space + n)
+        else {
+            break;
+        };
+        let Some(id) = data
+            .get(nul + 1..nul + 21)
+            .and_then(|id| Oid::from_bytes(id).ok())
+        else {
+            break;
+        };
+        entries.push((mode, id));
+        data = &data[nul + 21..];
+    }
+    entries
+}
+
+/// `objects/ab/cdef…` → the id `abcdef…`.
+fn loose_object_id(path: &Path) -> Option<Oid> {
+    let name = path.file_name()?.to_str()?;
+    let dir = path.parent()?.file_name()?.to_str()?;
+    if dir.len() != 2 || name.len() != 38 {
+        return None;
+    }
+    Oid::from_str(&format!("{dir}{name}")).ok()
+}
+
+fn visit_files(
+    dir: &Path,
+    visit: &mut dyn FnMut(&Path, &fs::Metadata),
+) -> Result<(), SnapshotError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(SnapshotError::io(dir, e)),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            visit_files(&path, visit)?;
+        } else {
+            visit(&path, &meta);
+        }
+    }
+    Ok(())
+}
