@@ -33,8 +33,17 @@ fn answer() -> Answer {
     Answer::text(&pieces)
         .with_thinking(&pieces[..500])
         .with_tool_call(FakeToolCall::new("call_1", "edit_file", &arg_pieces))
-        .with_tool_call(FakeToolCall::new("call_2", "read_file", &["{\"path\": ", "\"src/lib.rs\"}"]))
-        .with_usage(FakeUsage { input_uncached: 5000, cache_read: 20000, output: 4700, ..FakeUsage::default() })
+        .with_tool_call(FakeToolCall::new(
+            "call_2",
+            "read_file",
+            &["{\"path\": ", "\"src/lib.rs\"}"],
+        ))
+        .with_usage(FakeUsage {
+            input_uncached: 5000,
+            cache_read: 20000,
+            output: 4700,
+            ..FakeUsage::default()
+        })
 }
 
 fn reply(api: WireApi, answer: &Answer) -> Reply {
@@ -53,7 +62,8 @@ fn rechunk(body: &[u8], size: usize) -> Vec<Bytes> {
 
 /// Decodes the chunks; returns the number of events.
 fn decode(api: WireApi, chunks: &[Bytes]) -> usize {
-    let owned: Vec<Result<Bytes, std::convert::Infallible>> = chunks.iter().cloned().map(Ok).collect();
+    let owned: Vec<Result<Bytes, std::convert::Infallible>> =
+        chunks.iter().cloned().map(Ok).collect();
     block_on(async {
         let mut events = std::pin::pin!(decode_byte_stream(api, futures::stream::iter(owned)));
         let mut count = 0;
@@ -117,16 +127,34 @@ fn first_event_latency(api: WireApi, reply: &Reply) -> (Duration, Duration) {
         })
         .collect();
     samples.sort();
-    (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+    )
 }
 
 fn main() {
     let answer = answer();
-    let budget = Duration::from_millis(if std::env::var_os("QUICK").is_some() { 100 } else { 600 });
-    println!("provider stream decoders ({} text pieces, 2 tool calls; {CHUNK}-byte chunks)", answer.text.len());
+    let budget = Duration::from_millis(if std::env::var_os("QUICK").is_some() {
+        100
+    } else {
+        600
+    });
+    println!(
+        "provider stream decoders ({} text pieces, 2 tool calls; {CHUNK}-byte chunks)",
+        answer.text.len()
+    );
     println!(
         "{:<18}{:>9}{:>8}{:>11}{:>8}{:>16}{:>9}{:>18}{:>10}",
-        "protocol", "bytes", "events", "events/s", "MB/s", "json-only MB/s", "vs json", "first event p50", "p99"
+        "protocol",
+        "bytes",
+        "events",
+        "events/s",
+        "MB/s",
+        "json-only MB/s",
+        "vs json",
+        "first event p50",
+        "p99"
     );
     let mut missed = Vec::new();
     for api in WireApi::ALL {
@@ -164,6 +192,9 @@ fn main() {
     }
     match missed.as_slice() {
         [] => println!("first byte → first event: within the 100 µs target for every protocol"),
-        slow => println!("first byte → first event: OVER the 100 µs target for {}", slow.join(", ")),
+        slow => println!(
+            "first byte → first event: OVER the 100 µs target for {}",
+            slow.join(", ")
+        ),
     }
 }

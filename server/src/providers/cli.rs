@@ -249,16 +249,19 @@ pub fn render_models(rows: &[ModelRow], statuses: &[ProviderStatus]) -> String {
         .iter()
         .filter(|s| !s.usable())
         .map(|s| match (&s.key, s.reachable) {
-            (_, Some(false)) => format!("{} (not running at {})", s.id, s.base_url),
+            (_, Some(false)) => format!("{:<18} not running at {}", s.id, s.base_url),
             (KeyStatus::Missing(vars), _) if !vars.is_empty() => {
-                format!("{} (no key: {})", s.id, vars.join(" or "))
+                format!("{:<18} no key (set {})", s.id, vars.join(" or "))
             }
-            _ if s.base_url.is_empty() => format!("{} (no base_url configured)", s.id),
-            _ => format!("{} (no key)", s.id),
+            _ if s.base_url.is_empty() => format!("{:<18} no base_url configured", s.id),
+            _ => format!("{:<18} no key", s.id),
         })
         .collect();
     if !unusable.is_empty() {
-        let _ = writeln!(out, "\nnot usable now: {}", unusable.join(", "));
+        let _ = writeln!(out, "\nnot usable now:");
+        for line in unusable {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     out
 }
@@ -595,8 +598,14 @@ mod tests {
             !text.contains("openai/gpt-5 "),
             "no key, not listed: {text}"
         );
-        assert!(text.contains("openai (no key: OPENAI_API_KEY)"), "{text}");
-        assert!(text.contains("lmstudio (not running"), "{text}");
+        assert!(
+            text.contains("openai             no key (set OPENAI_API_KEY)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lmstudio           not running at http://127.0.0.1:1234/v1"),
+            "{text}"
+        );
         assert!(!text.contains("abcdefghijklmnop"), "never the key: {text}");
 
         let doctor = render_doctor(&statuses);

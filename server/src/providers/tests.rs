@@ -685,3 +685,79 @@ async fn keys_never_reach_errors_or_logs() {
         "{shown:?}"
     );
 }
+
+/// Opt-in end-to-end: a real llama.cpp server streams a real completion through the
+/// openai-chat adapter, found by discovery and resolved as `local/<model>`. Start the server
+/// with `tests/support/llama_cpp_server.sh start`, then run (from `server/`):
+/// `TACK_E2E_LLAMA_URL=http://127.0.0.1:8080/v1 cargo test --lib providers::tests::real_local_server -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "needs a running llama.cpp server: tests/support/llama_cpp_server.sh start"]
+async fn real_local_server_streams_a_completion() {
+    let base_url = std::env::var("TACK_E2E_LLAMA_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8080/v1".to_owned());
+    let client = ModelClient::new(ClientSettings::default());
+    let mut catalog = Catalog::builtin();
+    catalog.providers.get_mut("llamacpp").unwrap().base_url = base_url.clone();
+    let servers = discovery::discover(&client, &discovery::probe_targets(&catalog)).await;
+    let server = servers
+        .iter()
+        .find(|s| s.provider == "llamacpp")
+        .unwrap_or_else(|| panic!("no llama.cpp server answered at {base_url}"));
+    let (registry, _) = Registry::new(
+        catalog.clone(),
+        ProvidersConfig::default(),
+        None,
+        Arc::new(|_: &str| None),
+    );
+    let model = registry
+        .default_model(&servers)
+        .expect("a discovered model");
+    let resolved = registry.resolve(&model, &servers).unwrap();
+    assert_eq!(resolved.provider.base_url, server.base_url);
+    let request = ChatRequest {
+        system: Some("You are a terse assistant.".to_owned()),
+        messages: vec![Message::user("Name three colours.")],
+        max_output_tokens: Some(40),
+        temperature: Some(0.0),
+        ..ChatRequest::default()
+    };
+    let started = Instant::now();
+    let mut stream = client.stream(&resolved, None, &request);
+    let mut first_text = None;
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        let event = event.unwrap();
+        if first_text.is_none() && matches!(event, StreamEvent::TextDelta { .. }) {
+            first_text = Some(started.elapsed());
+        }
+        events.push(event);
+    }
+    let text: String = texts(&events).concat();
+    let done = completion(&events);
+    eprintln!(
+        "model {model} at {base_url}\n{} text events, first after {:?}, total {:?}\ntext: {text:?}\nstop: {:?}\nusage: {:?}\nraw usage: {}\ncost: {:?}",
+        texts(&events).len(),
+        first_text.unwrap_or_default(),
+        started.elapsed(),
+        done.stop_reason,
+        done.usage,
+        done.raw_usage,
+        done.cost,
+    );
+    assert!(texts(&events).len() >= 2, "the answer streamed in pieces");
+    assert!(!text.trim().is_empty());
+    assert!(matches!(
+        done.stop_reason,
+        StopReason::EndTurn | StopReason::MaxTokens
+    ));
+    assert!(
+        done.usage.output > 0 && done.usage.total_input() > 0,
+        "{:?}",
+        done.usage
+    );
+    assert_eq!(
+        done.cost.as_ref().map(|c| c.usd),
+        Some(0.0),
+        "local models are free"
+    );
+}
