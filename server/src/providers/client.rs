@@ -203,6 +203,8 @@ impl ModelClient {
                     model.info.as_ref().and_then(|i| i.price.clone())
                 },
                 redactor: redactor.clone(),
+                local: model.provider.local,
+                connect_timeout,
                 first_byte_timeout: tuning
                     .first_byte_timeout
                     .unwrap_or(self.settings.first_byte_timeout),
@@ -324,6 +326,10 @@ struct Call {
     model: String,
     price: Option<Price>,
     redactor: Redactor,
+    /// A server on this machine: a refused connection means it is not running, and waiting
+    /// will not change that.
+    local: bool,
+    connect_timeout: Duration,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     max_body_bytes: usize,
@@ -363,7 +369,8 @@ impl Call {
                 },
             };
             self.events = None;
-            if !self.delivered && outcome.is_retryable() {
+            let not_running = self.local && matches!(outcome, ProviderError::Connect { .. });
+            if !self.delivered && outcome.is_retryable() && !not_running {
                 self.retries += 1;
                 let retry_after = match &outcome {
                     ProviderError::Http { retry_after, .. } => *retry_after,
@@ -493,7 +500,7 @@ impl Call {
                 provider: self.provider.clone(),
                 model: self.model.clone(),
                 phase: "connecting",
-                after: self.first_byte_timeout,
+                after: self.connect_timeout,
             };
         }
         ProviderError::Connect {

@@ -399,7 +399,10 @@ async fn rate_limits_wait_for_retry_after_then_succeed() {
         let (events, error) = run(api, &server, &ModelClient::new(settings())).await;
         assert!(error.is_none(), "{api:?}: {error:?}");
         assert_eq!(texts(&events), vec!["fine"]);
-        assert!(started.elapsed() >= Duration::from_secs(1), "{api:?}: Retry-After honoured");
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{api:?}: Retry-After honoured"
+        );
         assert_eq!(server.requests().len(), 2);
     });
     futures::future::join_all(runs).await;
@@ -625,6 +628,29 @@ async fn a_missing_key_fails_before_any_request() {
         .unwrap();
     assert_eq!(response.text, "local");
     assert!(server.requests()[0].header("authorization").is_none());
+}
+
+#[tokio::test]
+async fn a_local_server_that_is_not_running_fails_at_once() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut model = resolved(WireApi::Ollama, &FakeModelServer::start().await.unwrap());
+    model.provider.base_url = format!("http://{closed}");
+    let started = Instant::now();
+    let stream = ModelClient::default().stream(&model, None, &ChatRequest::default());
+    let error = collect_response(stream).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Connect { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains(&closed.to_string()),
+        "names the endpoint: {error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "no backoff: {:?}",
+        started.elapsed()
+    );
 }
 
 /// A `tracing` writer into a shared buffer.
