@@ -786,3 +786,77 @@ async fn real_local_server_streams_a_completion() {
         "local models are free"
     );
 }
+
+/// Decodes a body delivered in `size`-byte chunks, without any server.
+async fn decode_in_chunks(api: WireApi, body: &[u8], size: usize) -> Vec<StreamEvent> {
+    let chunks: Vec<Result<bytes::Bytes, std::convert::Infallible>> = body
+        .chunks(size)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let events: Vec<_> = wire::decode_byte_stream(api, futures::stream::iter(chunks))
+        .collect()
+        .await;
+    events
+        .into_iter()
+        .map(|e| e.unwrap_or_else(|error| panic!("{api:?} at {size}: {error:?}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn any_chunking_of_the_bytes_decodes_to_the_same_events() {
+    // Multi-byte characters and CRLF framing (Gemini) split at every possible place.
+    let answer = Answer::text(&["héllo ", "✓ 日本", "語 🎉"])
+        .with_thinking(&["ünïcode"])
+        .with_tool_call(FakeToolCall::new(
+            "call_1",
+            "write",
+            &["{\"text\": ", "\"ß\"}"],
+        ))
+        .with_usage(FakeUsage {
+            input_uncached: 3,
+            output: 9,
+            ..FakeUsage::default()
+        });
+    for api in WireApi::ALL {
+        let body = stream_reply(api, &answer).body_text().into_bytes();
+        let whole = decode_in_chunks(api, &body, body.len()).await;
+        let mut response = ModelResponse::default();
+        for event in whole.clone() {
+            response.absorb(event);
+        }
+        assert_eq!(response.text, "héllo ✓ 日本語 🎉", "{api:?}");
+        assert_eq!(
+            response.tool_calls[0].parsed_arguments().unwrap()["text"],
+            "ß"
+        );
+        for size in 1..=13 {
+            let split = decode_in_chunks(api, &body, size).await;
+            // Generated tool-call ids differ from run to run; compare everything else.
+            let strip = |events: &[StreamEvent]| -> Vec<StreamEvent> {
+                events
+                    .iter()
+                    .cloned()
+                    .map(|event| match event {
+                        StreamEvent::ToolCallStarted { index, name, .. } => {
+                            StreamEvent::ToolCallStarted {
+                                index,
+                                id: String::new(),
+                                name,
+                            }
+                        }
+                        StreamEvent::ToolCallReady { index, mut call } => {
+                            call.id.clear();
+                            StreamEvent::ToolCallReady { index, call }
+                        }
+                        other => other,
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                strip(&split),
+                strip(&whole),
+                "{api:?} in {size}-byte chunks"
+            );
+        }
+    }
+}
