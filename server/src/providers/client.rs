@@ -161,9 +161,9 @@ impl ModelClient {
                 )
             {
                 let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| bad_header(&provider, &model_id, &name))?;
+                    .map_err(|_| bad_header(&provider, &name))?;
                 let mut value = HeaderValue::from_str(&value)
-                    .map_err(|_| bad_header(&provider, &model_id, name.as_str()))?;
+                    .map_err(|_| bad_header(&provider, name.as_str()))?;
                 value.set_sensitive(looks_secret(name.as_str()));
                 headers.push((name, value));
             }
@@ -247,11 +247,10 @@ pub(crate) fn build_wire_request(
     }
 }
 
-fn bad_header(provider: &str, model: &str, name: &str) -> ProviderError {
-    ProviderError::MalformedEvent {
+fn bad_header(provider: &str, header: &str) -> ProviderError {
+    ProviderError::InvalidHeader {
         provider: provider.to_owned(),
-        model: model.to_owned(),
-        detail: format!("configured header {name:?} is not a valid HTTP header"),
+        header: header.to_owned(),
     }
 }
 
