@@ -261,7 +261,7 @@ fn looks_secret(header: &str) -> bool {
         .any(|word| header.contains(word))
 }
 
-fn auth_header(
+pub(crate) fn auth_header(
     scheme: AuthScheme,
     key: &ApiKey,
     provider: &str,
