@@ -46,7 +46,9 @@ pub(crate) fn build_request(target: &RequestTarget<'_>, request: &ChatRequest) -
                 ContentPart::Thinking {
                     text,
                     signature: Some(signature),
-                } if message.role == Role::Assistant => {
+                } if message.role == Role::Assistant
+                    && !signature.starts_with(super::gemini::SIGNATURE_PREFIX) =>
+                {
                     blocks.push(
                         json!({ "type": "thinking", "thinking": text, "signature": signature }),
                     );
