@@ -26,6 +26,9 @@ use super::wire::{
 };
 use super::{anthropic, gemini, install_crypto, ollama, openai_chat, openai_responses};
 
+/// The least a local server gets to answer: loading a model from disk takes minutes.
+const LOCAL_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Default limits; a provider's `[providers.*]` tuning overrides the timeouts and retries.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClientSettings {
@@ -207,7 +210,14 @@ impl ModelClient {
                 connect_timeout,
                 first_byte_timeout: tuning
                     .first_byte_timeout
-                    .unwrap_or(self.settings.first_byte_timeout),
+                    .unwrap_or(if model.provider.local {
+                        // A local server may load the model from disk before it answers.
+                        self.settings
+                            .first_byte_timeout
+                            .max(LOCAL_FIRST_BYTE_TIMEOUT)
+                    } else {
+                        self.settings.first_byte_timeout
+                    }),
                 idle_timeout: tuning.idle_timeout.unwrap_or(self.settings.idle_timeout),
                 max_body_bytes: self.settings.max_body_bytes,
                 max_error_body_bytes: self.settings.max_error_body_bytes,
