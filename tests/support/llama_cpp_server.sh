@@ -44,7 +44,7 @@ start() {
     echo "already running (pid $(cat "$root/server.pid"))" >&2
     return
   fi
-  "$root/venv/bin/python3" -m llama_cpp.server --model "$model" \
+  "$root/venv/bin/python3" -m llama_cpp.server --model "$model" --model_alias SmolLM2-135M-Instruct \
     --host 127.0.0.1 --port "$port" --n_ctx 2048 > "$root/server.log" 2>&1 &
   echo $! > "$root/server.pid"
   for _ in $(seq 1 120); do

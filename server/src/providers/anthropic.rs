@@ -421,13 +421,13 @@ mod tests {
         assert_eq!(completion.stop_reason, StopReason::MaxTokens);
         assert_eq!(
             completion.usage,
-            Usage {
+            Some(Usage {
                 input_uncached: 25,
                 cache_read: 100,
                 cache_write: 10,
                 output: 15,
                 reasoning: 0
-            }
+            })
         );
         assert_eq!(completion.raw_usage["output_tokens"], 15);
     }

@@ -410,12 +410,13 @@ impl Call {
                 completion.cost = self
                     .price
                     .as_ref()
-                    .map(|price| price.cost(&completion.usage));
+                    .zip(completion.usage.as_ref())
+                    .map(|(price, usage)| price.cost(usage));
                 tracing::debug!(
                     provider = %self.provider,
                     model = %self.model,
-                    input = completion.usage.total_input(),
-                    output = completion.usage.output,
+                    input = completion.usage.map(|u| u.total_input()),
+                    output = completion.usage.map(|u| u.output),
                     "model call completed"
                 );
                 StreamEvent::Completed(completion)

@@ -159,13 +159,13 @@ async fn plain_and_streamed_text_with_usage_and_cost_on_every_protocol() {
             assert_eq!(texts(&events), pieces, "{api:?}");
             let done = completion(&events);
             assert_eq!(done.stop_reason, StopReason::EndTurn, "{api:?}");
-            assert_eq!(done.usage, reported(api, usage), "{api:?}");
+            assert_eq!(done.usage, Some(reported(api, usage)), "{api:?}");
             assert!(!done.raw_usage.is_null(), "{api:?} keeps the raw usage");
             let cost = done.cost.as_ref().expect("every test model has a price");
             let model = resolved(api, &server);
             match model.info.and_then(|i| i.price) {
                 Some(price) => {
-                    assert_eq!(cost, &price.cost(&done.usage), "{api:?}");
+                    assert_eq!(cost, &price.cost(&done.usage.unwrap()), "{api:?}");
                     assert!(cost.usd > 0.0);
                 }
                 None => {
@@ -177,6 +177,23 @@ async fn plain_and_streamed_text_with_usage_and_cost_on_every_protocol() {
             assert_eq!(server.requests().len(), 1);
         }
     }
+}
+
+#[tokio::test]
+async fn a_server_that_reports_no_usage_gives_unknown_usage_and_no_cost() {
+    // Like llama-cpp-python's server, which ignores stream_options.include_usage.
+    let server = FakeModelServer::start().await.unwrap();
+    let mut reply = stream_reply(WireApi::OpenAiChat, &Answer::text(&["hi"]));
+    let usage_chunk = reply.body.len() - 2;
+    reply.body.remove(usage_chunk);
+    assert!(!reply.body_text().contains("prompt_tokens"));
+    server.push(reply);
+    let (events, error) = run(WireApi::OpenAiChat, &server, &ModelClient::new(settings())).await;
+    assert!(error.is_none(), "{error:?}");
+    let done = completion(&events);
+    assert_eq!(done.usage, None, "unknown, not zero");
+    assert_eq!(done.cost, None);
+    assert!(done.raw_usage.is_null());
 }
 
 #[tokio::test]
@@ -324,7 +341,7 @@ async fn thinking_streams_apart_from_text() {
                 "the signature is kept for the next turn"
             );
         }
-        let usage = completion(&events).usage;
+        let usage = completion(&events).usage.unwrap();
         assert_eq!(
             usage.reasoning,
             reported(api, answer.usage).reasoning,
@@ -775,16 +792,21 @@ async fn real_local_server_streams_a_completion() {
         done.stop_reason,
         StopReason::EndTurn | StopReason::MaxTokens
     ));
-    assert!(
-        done.usage.output > 0 && done.usage.total_input() > 0,
-        "{:?}",
-        done.usage
-    );
-    assert_eq!(
-        done.cost.as_ref().map(|c| c.usd),
-        Some(0.0),
-        "local models are free"
-    );
+    // llama-cpp-python's server ignores stream_options.include_usage: unknown, not zero.
+    match done.usage {
+        Some(usage) => {
+            assert!(usage.output > 0 && usage.total_input() > 0, "{usage:?}");
+            assert_eq!(
+                done.cost.as_ref().map(|c| c.usd),
+                Some(0.0),
+                "local models are free"
+            );
+        }
+        None => {
+            assert!(done.raw_usage.is_null());
+            assert!(done.cost.is_none(), "no usage, no cost");
+        }
+    }
 }
 
 /// Decodes a body delivered in `size`-byte chunks, without any server.
