@@ -663,8 +663,9 @@ async fn a_local_server_that_is_not_running_fails_at_once() {
         error.to_string().contains(&closed.to_string()),
         "names the endpoint: {error}"
     );
+    // With the default policy, four backoffs would take at least 3.75 s.
     assert!(
-        started.elapsed() < Duration::from_millis(400),
+        started.elapsed() < Duration::from_secs(2),
         "no backoff: {:?}",
         started.elapsed()
     );
