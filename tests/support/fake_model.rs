@@ -950,13 +950,9 @@ pub mod ollama {
 
     pub const MODEL: &str = "qwen2.5-coder:7b";
 
-    fn line(message: Value, done: bool) -> Vec<u8> {
-        let mut value = json!({"model": MODEL, "created_at": "2025-10-26T17:15:24.097767Z",
-            "message": message, "done": done});
-        if !done {
-            return format!("{value}\n").into_bytes();
-        }
-        value["done"] = json!(true);
+    fn line(message: Value) -> Vec<u8> {
+        let value = json!({"model": MODEL, "created_at": "2025-10-26T17:15:24.097767Z",
+            "message": message, "done": false});
         format!("{value}\n").into_bytes()
     }
 
@@ -965,11 +961,10 @@ pub mod ollama {
         for piece in &answer.thinking {
             reply = reply.chunk(line(
                 json!({"role": "assistant", "content": "", "thinking": piece}),
-                false,
             ));
         }
         for piece in &answer.text {
-            reply = reply.chunk(line(json!({"role": "assistant", "content": piece}), false));
+            reply = reply.chunk(line(json!({"role": "assistant", "content": piece})));
         }
         if !answer.tool_calls.is_empty() {
             let calls: Vec<Value> = answer
@@ -979,7 +974,6 @@ pub mod ollama {
                 .collect();
             reply = reply.chunk(line(
                 json!({"role": "assistant", "content": "", "tool_calls": calls}),
-                false,
             ));
         }
         let u = answer.usage;

@@ -46,7 +46,9 @@ pub(crate) fn build_request(target: &RequestTarget<'_>, request: &ChatRequest) -
                 ContentPart::Thinking {
                     text,
                     signature: Some(signature),
-                } if message.role == Role::Assistant => {
+                } if message.role == Role::Assistant
+                    && !signature.starts_with(super::gemini::SIGNATURE_PREFIX) =>
+                {
                     blocks.push(
                         json!({ "type": "thinking", "thinking": text, "signature": signature }),
                     );
@@ -419,13 +421,13 @@ mod tests {
         assert_eq!(completion.stop_reason, StopReason::MaxTokens);
         assert_eq!(
             completion.usage,
-            Usage {
+            Some(Usage {
                 input_uncached: 25,
                 cache_read: 100,
                 cache_write: 10,
                 output: 15,
                 reasoning: 0
-            }
+            })
         );
         assert_eq!(completion.raw_usage["output_tokens"], 15);
     }

@@ -70,17 +70,20 @@ pub struct ProviderStatus {
     /// Named in the user's `[providers.*]`.
     pub user_configured: bool,
     pub key: KeyStatus,
-    /// Probed local servers: whether the probe answered. `None` for remote providers (never
-    /// contacted) and local ones discovery does not probe.
+    /// Probed local servers: whether the probe answered; remote providers: whether
+    /// [`check_remote`] got an answer. `None` when not contacted.
     pub reachable: Option<bool>,
+    /// What a remote check showed (key accepted or rejected, or why it failed).
+    pub detail: Option<String>,
 }
 
 impl ProviderStatus {
     /// Whether this provider can be used now.
     pub fn usable(&self) -> bool {
+        let key_ok = !matches!(self.key, KeyStatus::Missing(_));
         match self.reachable {
-            Some(reachable) => reachable,
-            None => !matches!(self.key, KeyStatus::Missing(_)) && !self.base_url.is_empty(),
+            Some(reachable) => reachable && key_ok,
+            None => key_ok && !self.base_url.is_empty(),
         }
     }
 }
@@ -108,9 +111,84 @@ pub fn provider_statuses(registry: &Registry, local: &[LocalServer]) -> Vec<Prov
                 user_configured: registry.config().providers.contains_key(&entry.id),
                 key,
                 reachable,
+                detail: None,
             }
         })
         .collect()
+}
+
+/// `tack doctor --remote`: asks each remote provider that has a key for its model list — a
+/// request the user's own configuration authorizes, to the provider the key belongs to, and
+/// nothing else. Fills `reachable` and `detail`.
+pub async fn check_remote(
+    client: &ModelClient,
+    registry: &Registry,
+    statuses: &mut [ProviderStatus],
+) {
+    let checks = statuses
+        .iter_mut()
+        .filter(|s| !s.local && matches!(s.key, KeyStatus::Present(_)) && !s.base_url.is_empty())
+        .map(|status| async move {
+            let Some(entry) = registry.catalog().get(&status.id) else {
+                return;
+            };
+            let Some((key, _)) = registry.key_for(entry) else {
+                return;
+            };
+            let mut redactor = super::error::Redactor::new();
+            redactor.add_secret(key.expose());
+            let base = entry.base_url.trim_end_matches('/');
+            let url = match entry.api {
+                WireApi::Anthropic => format!("{base}/v1/models"),
+                WireApi::Ollama => format!("{base}/api/tags"),
+                _ => format!("{base}/models"),
+            };
+            let outcome = async {
+                let http = client.http(Duration::from_secs(5), false)?;
+                let mut request = http.get(&url);
+                if let Ok(Some((name, value))) =
+                    super::client::auth_header(entry.auth, &key, &entry.id)
+                {
+                    request = request.header(name, value);
+                }
+                if entry.api == WireApi::Anthropic {
+                    request = request.header("anthropic-version", super::anthropic::API_VERSION);
+                }
+                for (name, value) in &entry.headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                let response = tokio::time::timeout(Duration::from_secs(10), request.send())
+                    .await
+                    .map_err(|_| "timed out".to_owned())?
+                    .map_err(|error| error.to_string())?;
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                Ok::<_, String>((status, super::wire::error_message_from_body(&body)))
+            }
+            .await;
+            match outcome {
+                Ok((code, _)) if (200..300).contains(&code) => {
+                    status.reachable = Some(true);
+                    status.detail = Some("key accepted".to_owned());
+                }
+                Ok((code @ (401 | 403), message)) => {
+                    status.reachable = Some(true);
+                    status.detail = Some(format!(
+                        "key rejected: HTTP {code}: {}",
+                        redactor.redact(&message)
+                    ));
+                }
+                Ok((code, message)) => {
+                    status.reachable = Some(true);
+                    status.detail = Some(format!("HTTP {code}: {}", redactor.redact(&message)));
+                }
+                Err(error) => {
+                    status.reachable = Some(false);
+                    status.detail = Some(redactor.redact(&error));
+                }
+            }
+        });
+    futures::future::join_all(checks).await;
 }
 
 /// One model `tack models` lists.
@@ -249,16 +327,20 @@ pub fn render_models(rows: &[ModelRow], statuses: &[ProviderStatus]) -> String {
         .iter()
         .filter(|s| !s.usable())
         .map(|s| match (&s.key, s.reachable) {
-            (_, Some(false)) => format!("{} (not running at {})", s.id, s.base_url),
+            (_, Some(false)) if s.local => format!("{:<18} not running at {}", s.id, s.base_url),
+            (_, Some(false)) => format!("{:<18} unreachable at {}", s.id, s.base_url),
             (KeyStatus::Missing(vars), _) if !vars.is_empty() => {
-                format!("{} (no key: {})", s.id, vars.join(" or "))
+                format!("{:<18} no key (set {})", s.id, vars.join(" or "))
             }
-            _ if s.base_url.is_empty() => format!("{} (no base_url configured)", s.id),
-            _ => format!("{} (no key)", s.id),
+            _ if s.base_url.is_empty() => format!("{:<18} no base_url configured", s.id),
+            _ => format!("{:<18} no key", s.id),
         })
         .collect();
     if !unusable.is_empty() {
-        let _ = writeln!(out, "\nnot usable now: {}", unusable.join(", "));
+        let _ = writeln!(out, "\nnot usable now:");
+        for line in unusable {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     out
 }
@@ -268,11 +350,20 @@ pub fn render_doctor(statuses: &[ProviderStatus]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "providers:");
     for s in statuses {
-        let reach = match s.reachable {
-            Some(true) => "reachable",
-            Some(false) => "not running",
-            None if s.local => "not probed",
-            None => "not contacted (remote)",
+        let reach = match (s.reachable, s.local, &s.detail) {
+            (Some(true), true, _) => "reachable".to_owned(),
+            (Some(false), true, _) => "not running".to_owned(),
+            (None, true, _) => "not probed".to_owned(),
+            (Some(true), false, Some(detail)) => format!("reachable, {detail}"),
+            (Some(false), false, Some(detail)) => format!("unreachable: {detail}"),
+            (Some(reachable), false, None) => {
+                if reachable {
+                    "reachable".to_owned()
+                } else {
+                    "unreachable".to_owned()
+                }
+            }
+            (None, false, _) => "not contacted (remote)".to_owned(),
         };
         let origin = if s.user_configured {
             "configured in tack.toml"
@@ -595,8 +686,14 @@ mod tests {
             !text.contains("openai/gpt-5 "),
             "no key, not listed: {text}"
         );
-        assert!(text.contains("openai (no key: OPENAI_API_KEY)"), "{text}");
-        assert!(text.contains("lmstudio (not running"), "{text}");
+        assert!(
+            text.contains("openai             no key (set OPENAI_API_KEY)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lmstudio           not running at http://127.0.0.1:1234/v1"),
+            "{text}"
+        );
         assert!(!text.contains("abcdefghijklmnop"), "never the key: {text}");
 
         let doctor = render_doctor(&statuses);
@@ -607,6 +704,70 @@ mod tests {
         );
         assert!(doctor.contains("not contacted (remote)"), "{doctor}");
         assert!(!doctor.contains("abcdefghijklmnop"), "{doctor}");
+    }
+
+    #[tokio::test]
+    async fn remote_checks_contact_only_providers_with_keys_and_never_show_them() {
+        let server = FakeModelServer::start().await.unwrap();
+        server.route("GET", "/openai/models", openai_models(&["gpt-5"]));
+        server.route(
+            "GET",
+            "/anthropic/v1/models",
+            Reply::json(
+                401,
+                &serde_json::json!({"type": "error", "error": {"type": "authentication_error",
+                "message": "invalid x-api-key sk-ant-api03-KEYKEYKEYKEY"}}),
+            ),
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let providers: toml::Table = toml::from_str(&format!(
+            "[openai]\nbase_url = \"{url}/openai\"\n[anthropic]\nbase_url = \"{url}/anthropic\"\n[gemini]\nbase_url = \"http://{closed}\"\n",
+            url = server.url()
+        ))
+        .unwrap();
+        let (config, _) = ProvidersConfig::from_toml(None, Some(&providers));
+        let env: &'static [(&str, &str)] = &[
+            ("OPENAI_API_KEY", "sk-proj-KEYKEYKEYKEY"),
+            ("ANTHROPIC_API_KEY", "sk-ant-api03-KEYKEYKEYKEY"),
+            ("GEMINI_API_KEY", "AIzaKEYKEYKEYKEY"),
+        ];
+        let lookup = move |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let registry = Registry::new(Catalog::builtin(), config, None, Arc::new(lookup)).0;
+        let mut statuses = provider_statuses(&registry, &[]);
+        check_remote(&ModelClient::default(), &registry, &mut statuses).await;
+        let by_id = |id: &str| statuses.iter().find(|s| s.id == id).unwrap().clone();
+        assert_eq!(by_id("openai").reachable, Some(true));
+        assert_eq!(by_id("openai").detail.as_deref(), Some("key accepted"));
+        assert!(
+            by_id("anthropic")
+                .detail
+                .unwrap()
+                .starts_with("key rejected: HTTP 401")
+        );
+        assert_eq!(by_id("gemini").reachable, Some(false));
+        assert_eq!(by_id("groq").reachable, None, "no key, not contacted");
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2);
+        let anthropic = requests
+            .iter()
+            .find(|r| r.path == "/anthropic/v1/models")
+            .unwrap();
+        assert_eq!(
+            anthropic.header("x-api-key"),
+            Some("sk-ant-api03-KEYKEYKEYKEY")
+        );
+        assert_eq!(anthropic.header("anthropic-version"), Some("2023-06-01"));
+        let doctor = render_doctor(&statuses);
+        assert!(doctor.contains("reachable, key accepted"), "{doctor}");
+        assert!(doctor.contains("unreachable"), "{doctor}");
+        assert!(!doctor.contains("KEYKEY"), "{doctor}");
     }
 
     #[test]

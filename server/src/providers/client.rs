@@ -26,6 +26,9 @@ use super::wire::{
 };
 use super::{anthropic, gemini, install_crypto, ollama, openai_chat, openai_responses};
 
+/// The least a local server gets to answer: loading a model from disk takes minutes.
+const LOCAL_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Default limits; a provider's `[providers.*]` tuning overrides the timeouts and retries.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClientSettings {
@@ -161,9 +164,9 @@ impl ModelClient {
                 )
             {
                 let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| bad_header(&provider, &model_id, &name))?;
+                    .map_err(|_| bad_header(&provider, &name))?;
                 let mut value = HeaderValue::from_str(&value)
-                    .map_err(|_| bad_header(&provider, &model_id, name.as_str()))?;
+                    .map_err(|_| bad_header(&provider, name.as_str()))?;
                 value.set_sensitive(looks_secret(name.as_str()));
                 headers.push((name, value));
             }
@@ -203,9 +206,18 @@ impl ModelClient {
                     model.info.as_ref().and_then(|i| i.price.clone())
                 },
                 redactor: redactor.clone(),
+                local: model.provider.local,
+                connect_timeout,
                 first_byte_timeout: tuning
                     .first_byte_timeout
-                    .unwrap_or(self.settings.first_byte_timeout),
+                    .unwrap_or(if model.provider.local {
+                        // A local server may load the model from disk before it answers.
+                        self.settings
+                            .first_byte_timeout
+                            .max(LOCAL_FIRST_BYTE_TIMEOUT)
+                    } else {
+                        self.settings.first_byte_timeout
+                    }),
                 idle_timeout: tuning.idle_timeout.unwrap_or(self.settings.idle_timeout),
                 max_body_bytes: self.settings.max_body_bytes,
                 max_error_body_bytes: self.settings.max_error_body_bytes,
@@ -245,11 +257,10 @@ pub(crate) fn build_wire_request(
     }
 }
 
-fn bad_header(provider: &str, model: &str, name: &str) -> ProviderError {
-    ProviderError::MalformedEvent {
+fn bad_header(provider: &str, header: &str) -> ProviderError {
+    ProviderError::InvalidHeader {
         provider: provider.to_owned(),
-        model: model.to_owned(),
-        detail: format!("configured header {name:?} is not a valid HTTP header"),
+        header: header.to_owned(),
     }
 }
 
@@ -260,7 +271,7 @@ fn looks_secret(header: &str) -> bool {
         .any(|word| header.contains(word))
 }
 
-fn auth_header(
+pub(crate) fn auth_header(
     scheme: AuthScheme,
     key: &ApiKey,
     provider: &str,
@@ -324,6 +335,10 @@ struct Call {
     model: String,
     price: Option<Price>,
     redactor: Redactor,
+    /// A server on this machine: a refused connection means it is not running, and waiting
+    /// will not change that.
+    local: bool,
+    connect_timeout: Duration,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     max_body_bytes: usize,
@@ -363,7 +378,8 @@ impl Call {
                 },
             };
             self.events = None;
-            if !self.delivered && outcome.is_retryable() {
+            let not_running = self.local && matches!(outcome, ProviderError::Connect { .. });
+            if !self.delivered && outcome.is_retryable() && !not_running {
                 self.retries += 1;
                 let retry_after = match &outcome {
                     ProviderError::Http { retry_after, .. } => *retry_after,
@@ -394,12 +410,13 @@ impl Call {
                 completion.cost = self
                     .price
                     .as_ref()
-                    .map(|price| price.cost(&completion.usage));
+                    .zip(completion.usage.as_ref())
+                    .map(|(price, usage)| price.cost(usage));
                 tracing::debug!(
                     provider = %self.provider,
                     model = %self.model,
-                    input = completion.usage.total_input(),
-                    output = completion.usage.output,
+                    input = completion.usage.map(|u| u.total_input()),
+                    output = completion.usage.map(|u| u.output),
                     "model call completed"
                 );
                 StreamEvent::Completed(completion)
@@ -493,7 +510,7 @@ impl Call {
                 provider: self.provider.clone(),
                 model: self.model.clone(),
                 phase: "connecting",
-                after: self.first_byte_timeout,
+                after: self.connect_timeout,
             };
         }
         ProviderError::Connect {

@@ -77,6 +77,8 @@ pub enum ProviderError {
     },
     #[error("the API key for {provider} has characters that cannot be sent in an HTTP header")]
     InvalidKey { provider: String },
+    #[error("the configured header {header:?} of provider {provider} is not a valid HTTP header")]
+    InvalidHeader { provider: String, header: String },
     #[error("{0}")]
     Resolve(#[from] ResolveError),
 }
@@ -100,6 +102,7 @@ impl ProviderError {
             | Self::WrongContentType { .. }
             | Self::MissingKey { .. }
             | Self::InvalidKey { .. }
+            | Self::InvalidHeader { .. }
             | Self::Resolve(_) => false,
         }
     }

@@ -18,6 +18,10 @@ use super::wire::{
     DecodeError, Frame, RequestTarget, StreamDecoder, WireRequest, completed, count, parse_json,
 };
 
+/// Marks a thought signature as Gemini's, so it is sent back to Gemini only (another
+/// provider cannot verify it).
+pub const SIGNATURE_PREFIX: &str = "gemini:";
+
 /// Prefix of the ids tack makes up for calls that came without one.
 const GENERATED_ID_PREFIX: &str = "gemini-call-";
 static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
@@ -51,6 +55,22 @@ pub(crate) fn build_request(target: &RequestTarget<'_>, request: &ChatRequest) -
         }
         if parts.is_empty() {
             continue;
+        }
+        // A Gemini thought signature goes back on the part it came with: the first function
+        // call, or else the last part.
+        let signature = message.content.iter().find_map(|part| match part {
+            ContentPart::Thinking {
+                signature: Some(signature),
+                ..
+            } => signature.strip_prefix(SIGNATURE_PREFIX),
+            _ => None,
+        });
+        if let Some(signature) = signature {
+            let at = parts
+                .iter()
+                .position(|p| p.get("functionCall").is_some())
+                .unwrap_or(parts.len() - 1);
+            parts[at]["thoughtSignature"] = json!(signature);
         }
         let role = match message.role {
             Role::User => "user",
@@ -153,6 +173,8 @@ struct Part {
     thought: Option<bool>,
     #[serde(default)]
     function_call: Option<FunctionCall>,
+    #[serde(default)]
+    thought_signature: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +189,7 @@ struct FunctionCall {
 #[derive(Default)]
 pub(crate) struct Decoder {
     calls: usize,
+    signed: bool,
     finish_reason: Option<String>,
     blocked: Option<String>,
     raw_usage: Option<Value>,
@@ -201,6 +224,16 @@ impl StreamDecoder for Decoder {
         let candidate = chunk.candidates.and_then(|c| c.into_iter().next());
         if let Some(candidate) = candidate {
             for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
+                // The first signature of an answer is the one to send back (on a function
+                // call it comes with the first call).
+                if let Some(signature) = part.thought_signature.filter(|s| !s.is_empty())
+                    && !self.signed
+                {
+                    self.signed = true;
+                    out.push(StreamEvent::ThinkingSignature {
+                        signature: format!("{SIGNATURE_PREFIX}{signature}"),
+                    });
+                }
                 if let Some(call) = part.function_call {
                     let index = self.calls;
                     self.calls += 1;
@@ -345,6 +378,67 @@ mod tests {
         assert_eq!(
             body["generationConfig"]["thinkingConfig"]["includeThoughts"],
             true
+        );
+    }
+
+    #[test]
+    fn thought_signatures_come_back_on_the_first_function_call() {
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        let data = r#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"a","args":{}},"thoughtSignature":"SIG1"},{"functionCall":{"name":"b","args":{}}}]},"finishReason":"STOP"}]}"#;
+        decoder
+            .decode(
+                &Frame {
+                    event: "message".into(),
+                    data: data.into(),
+                },
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(
+            out[0],
+            StreamEvent::ThinkingSignature {
+                signature: "gemini:SIG1".into()
+            }
+        );
+        let call = |name: &str| {
+            ContentPart::ToolCall(ToolCall {
+                id: "gemini-call-1".into(),
+                name: name.into(),
+                arguments: "{}".into(),
+            })
+        };
+        let target = RequestTarget {
+            base_url: "https://g/v1beta",
+            model: "gemini-3-pro",
+            max_output: None,
+            max_tokens_field: None,
+            num_ctx: None,
+        };
+        let history = |signature: &str| ChatRequest {
+            messages: vec![Message {
+                role: Role::Assistant,
+                content: vec![
+                    ContentPart::Thinking {
+                        text: String::new(),
+                        signature: Some(signature.into()),
+                    },
+                    ContentPart::Text("calling".into()),
+                    call("a"),
+                    call("b"),
+                ],
+            }],
+            ..ChatRequest::default()
+        };
+        let body = build_request(&target, &history("gemini:SIG1")).body;
+        let parts = &body["contents"][0]["parts"];
+        assert!(parts[0].get("thoughtSignature").is_none());
+        assert_eq!(parts[1]["thoughtSignature"], "SIG1");
+        assert!(parts[2].get("thoughtSignature").is_none());
+        let foreign = build_request(&target, &history("anthropic-signature")).body;
+        assert!(
+            !foreign.to_string().contains("thoughtSignature"),
+            "another provider's signature stays out"
         );
     }
 

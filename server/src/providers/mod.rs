@@ -8,6 +8,23 @@
 //!   `anthropic`, `gemini`, `ollama`.
 //! - `auth`: keys from the environment or the 0600 credential file; `error`: typed errors
 //!   and secret redaction; `cli`: what `tack models` and `tack auth login` print.
+//!
+//! A call, start to end:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), tack::providers::ProviderError> {
+//! use tack::providers::{ChatRequest, Message, ModelClient, ProvidersConfig, Registry};
+//! let (registry, _warnings) = Registry::for_user(ProvidersConfig::default());
+//! let model = registry.resolve("anthropic/claude-sonnet-4-5", &[])?;
+//! let key = registry.key_for(&model.provider).map(|(key, _source)| key);
+//! let request = ChatRequest { messages: vec![Message::user("hi")], ..ChatRequest::default() };
+//! let stream = ModelClient::default().stream(&model, key, &request);
+//! let answer = tack::providers::collect_response(stream).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The fake model server the tests use is `tests/support/fake_model.rs`, included here under
+//! `#[cfg(test)]`.
 
 pub mod anthropic;
 pub mod auth;

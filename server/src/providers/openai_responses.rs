@@ -303,13 +303,13 @@ mod tests {
         assert_eq!(completion.stop_reason, StopReason::MaxTokens);
         assert_eq!(
             completion.usage,
-            Usage {
+            Some(Usage {
                 input_uncached: 6,
                 cache_read: 4,
                 cache_write: 0,
                 output: 7,
                 reasoning: 3
-            }
+            })
         );
     }
 }

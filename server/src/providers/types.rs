@@ -152,10 +152,12 @@ pub enum StreamEvent {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Completion {
     pub stop_reason: StopReason,
-    pub usage: Usage,
-    /// The provider's own usage object(s), untouched, for the ledger.
+    /// `None` when the server reported no usage (some OpenAI-compatible servers ignore
+    /// `stream_options.include_usage`): unknown, which is not zero.
+    pub usage: Option<Usage>,
+    /// The provider's own usage object(s), untouched, for the ledger (`null` when none).
     pub raw_usage: serde_json::Value,
-    /// `None` when the catalog has no price for this model.
+    /// `None` when the usage is unknown or the catalog has no price for this model.
     pub cost: Option<Cost>,
 }
 

@@ -371,7 +371,8 @@ pub(crate) struct WireRequest {
     pub headers: Vec<(&'static str, String)>,
 }
 
-/// A completion without cost (the client adds it from the catalog).
+/// A completion without cost (the client adds it from the catalog). A `null` raw usage
+/// means the server reported none.
 pub(crate) fn completed(
     stop_reason: StopReason,
     usage: Usage,
@@ -379,7 +380,7 @@ pub(crate) fn completed(
 ) -> StreamEvent {
     StreamEvent::Completed(Completion {
         stop_reason,
-        usage,
+        usage: (!raw_usage.is_null()).then_some(usage),
         raw_usage,
         cost: None,
     })
