@@ -42,6 +42,13 @@ pub struct CheckpointRecord {
     pub not_stored: u64,
 }
 
+/// A file that differs between two checkpoint trees (`None`: absent on that side).
+pub(super) struct TreeDifference {
+    pub path: String,
+    pub old: Option<FileVersion>,
+    pub new: Option<FileVersion>,
+}
+
 const PLACEHOLDER_MAGIC: &[u8] = b"tack-not-stored\0";
 const CACHE_MAGIC: &[u8] = b"TACKSTAT1\n";
 
@@ -208,7 +215,7 @@ impl SnapshotStore {
         &self,
         old: &str,
         new: &str,
-    ) -> Result<Vec<(String, Option<FileVersion>, Option<FileVersion>)>, SnapshotError> {
+    ) -> Result<Vec<TreeDifference>, SnapshotError> {
         let mut raw = Vec::new();
         {
             let repo = self.repo();
@@ -241,7 +248,7 @@ impl SnapshotStore {
                     None => None,
                 })
             };
-            out.push((path, convert(old)?, convert(new)?));
+            out.push(TreeDifference { path, old: convert(old)?, new: convert(new)? });
         }
         Ok(out)
     }

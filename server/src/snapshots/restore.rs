@@ -707,8 +707,8 @@ impl SnapshotStore {
             .unwrap_or(target);
         let mut files: BTreeMap<String, (Option<FileVersion>, Option<FileVersion>)> =
             BTreeMap::new();
-        for (path, base, theirs) in self.diff_trees(&latest.tree, &target.tree)? {
-            files.insert(path, (base, theirs));
+        for difference in self.diff_trees(&latest.tree, &target.tree)? {
+            files.insert(difference.path, (difference.old, difference.new));
         }
         // Changes after the latest checkpoint: the state they left is their post-image if
         // applied, their pre-image if undone or abandoned.

@@ -481,8 +481,8 @@ fn checkpoints_reuse_the_stat_cache_and_still_see_every_change() {
     assert_ne!(third.tree, second.tree);
     let diff = reopened.diff_trees(&second.tree, &third.tree).unwrap();
     assert_eq!(diff.len(), 1);
-    assert_eq!(diff[0].0, "d1/f1.txt");
-    assert_eq!(reopened.read_blob(&diff[0].2.as_ref().unwrap().blob).unwrap(), b"FILE 1\n");
+    assert_eq!(diff[0].path, "d1/f1.txt");
+    assert_eq!(reopened.read_blob(&diff[0].new.as_ref().unwrap().blob).unwrap(), b"FILE 1\n");
 
     // A tree built from the cache equals a tree built from scratch.
     fs::remove_file(f.store.store_dir().join("stat-cache")).unwrap();
@@ -767,3 +767,4 @@ fn a_process_killed_mid_snapshot_leaves_a_consistent_store() {
         store.apply(&plan).unwrap();
     }
 }
+
