@@ -24,7 +24,10 @@ use tack::snapshots::{SnapshotStore, no_overlay};
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 fn main() -> BenchResult<()> {
-    let files: usize = std::env::var("TACK_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let files: usize = std::env::var("TACK_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let scratch = tempfile::tempdir()?;
     let workspace = scratch.path().join("workspace");
     println!("generating {files} files…");
@@ -33,14 +36,30 @@ fn main() -> BenchResult<()> {
     git(&workspace, None, &["init", "-q"])?;
     git(&workspace, None, &["add", "-A"])?;
     git(&workspace, None, &["commit", "-q", "-m", "base"])?;
-    println!("generated and committed in {:.1} s", started.elapsed().as_secs_f64());
-    let generated = measure(&workspace, &scratch.path().join("data"), &scratch.path().join("opencode.git"), true)?;
+    println!(
+        "generated and committed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let generated = measure(
+        &workspace,
+        &scratch.path().join("data"),
+        &scratch.path().join("opencode.git"),
+        true,
+    )?;
     print_table(&format!("generated tree, {files} files"), &generated);
 
     if let Some(checkout) = std::env::var_os("TACK_BENCH_CHECKOUT").map(PathBuf::from) {
         let data = scratch.path().join("data-checkout");
-        let real = measure(&checkout, &data, &scratch.path().join("opencode-checkout.git"), false)?;
-        print_table(&format!("real checkout {} (read-only)", checkout.display()), &real);
+        let real = measure(
+            &checkout,
+            &data,
+            &scratch.path().join("opencode-checkout.git"),
+            false,
+        )?;
+        print_table(
+            &format!("real checkout {} (read-only)", checkout.display()),
+            &real,
+        );
     }
     Ok(())
 }
@@ -68,10 +87,18 @@ struct Stats {
 fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    Stats { median: at(0.5), p95: at(0.95) }
+    Stats {
+        median: at(0.5),
+        p95: at(0.95),
+    }
 }
 
-fn measure(workspace: &Path, data: &Path, opencode_dir: &Path, may_write: bool) -> BenchResult<Figures> {
+fn measure(
+    workspace: &Path,
+    data: &Path,
+    opencode_dir: &Path,
+    may_write: bool,
+) -> BenchResult<Figures> {
     let store = SnapshotStore::open(data, workspace)?;
     let touched = touched_files(workspace, 100)?;
 
@@ -80,7 +107,13 @@ fn measure(workspace: &Path, data: &Path, opencode_dir: &Path, may_write: bool) 
     for round in 0..50 {
         let path = &touched[round % touched.len()];
         let started = Instant::now();
-        let pending = store.begin_change("bench", round as u32, "one file", std::slice::from_ref(path), &no_overlay)?;
+        let pending = store.begin_change(
+            "bench",
+            round as u32,
+            "one file",
+            std::slice::from_ref(path),
+            &no_overlay,
+        )?;
         let snapshot_before = started.elapsed();
         if may_write {
             append_line(path, round)?;
@@ -94,7 +127,13 @@ fn measure(workspace: &Path, data: &Path, opencode_dir: &Path, may_write: bool) 
     let mut samples = Vec::new();
     for round in 0..10 {
         let started = Instant::now();
-        let pending = store.begin_change("bench", 1000 + round, "hundred files", &touched, &no_overlay)?;
+        let pending = store.begin_change(
+            "bench",
+            1000 + round,
+            "hundred files",
+            &touched,
+            &no_overlay,
+        )?;
         let snapshot_before = started.elapsed();
         if may_write {
             for path in &touched {
@@ -168,8 +207,18 @@ fn print_table(title: &str, f: &Figures) {
     println!();
     println!("== {title}: {} files in the checkpoint ==", f.files);
     println!("{:<44} {:<28} {:<28}", "", "tack", "baseline, same tree");
-    println!("{:<44} {:<28} {:<28}", "agent snapshot, 1 file touched", stat(&f.snapshot_1), "-");
-    println!("{:<44} {:<28} {:<28}", "agent snapshot, 100 files touched", stat(&f.snapshot_100), "-");
+    println!(
+        "{:<44} {:<28} {:<28}",
+        "agent snapshot, 1 file touched",
+        stat(&f.snapshot_1),
+        "-"
+    );
+    println!(
+        "{:<44} {:<28} {:<28}",
+        "agent snapshot, 100 files touched",
+        stat(&f.snapshot_100),
+        "-"
+    );
     println!(
         "{:<44} {:<28} {:<28}",
         "whole-tree snapshot, first",
@@ -194,9 +243,16 @@ fn print_table(title: &str, f: &Figures) {
         mib(f.tack_store_bytes),
         format!("{} (OpenCode GIT_DIR)", mib(f.opencode_store_bytes))
     );
-    let target = if f.snapshot_1.median <= Duration::from_millis(5) { "met" } else { "MISSED" };
-    let versus = f.checkpoint_after_change.median.as_secs_f64() / f.git_status.median.as_secs_f64().max(1e-9);
-    println!("target ≤ 5 ms per 1-file snapshot: {target}; checkpoint after 1 change = {versus:.2}× git status");
+    let target = if f.snapshot_1.median <= Duration::from_millis(5) {
+        "met"
+    } else {
+        "MISSED"
+    };
+    let versus = f.checkpoint_after_change.median.as_secs_f64()
+        / f.git_status.median.as_secs_f64().max(1e-9);
+    println!(
+        "target ≤ 5 ms per 1-file snapshot: {target}; checkpoint after 1 change = {versus:.2}× git status"
+    );
 }
 
 /// Writes `files` small source files, 100 per directory.
@@ -208,7 +264,9 @@ fn generate(root: &Path, files: usize) -> BenchResult<()> {
         }
         let mut body = format!("//! file {i}\n\npub fn f{i}(x: u64) -> u64 {{\n");
         for line in 0..(i % 20) {
-            body.push_str(&format!("    let x = x.wrapping_mul({line}).wrapping_add({i});\n"));
+            body.push_str(&format!(
+                "    let x = x.wrapping_mul({line}).wrapping_add({i});\n"
+            ));
         }
         body.push_str("    x\n}\n");
         fs::write(dir.join(format!("f{i}.rs")), body)?;
@@ -251,10 +309,21 @@ fn append_line(path: &Path, round: usize) -> BenchResult<()> {
 fn git(workspace: &Path, git_dir: Option<&Path>, args: &[&str]) -> BenchResult<()> {
     let mut command = Command::new("git");
     if let Some(git_dir) = git_dir {
-        command.arg("--git-dir").arg(git_dir).arg("--work-tree").arg(workspace);
+        command
+            .arg("--git-dir")
+            .arg(git_dir)
+            .arg("--work-tree")
+            .arg(workspace);
     }
     let status = command
-        .args(["-c", "user.name=bench", "-c", "user.email=bench@example.com", "-c", "core.autocrlf=false"])
+        .args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+            "-c",
+            "core.autocrlf=false",
+        ])
         .args(args)
         .current_dir(workspace)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -279,7 +348,9 @@ fn git_status(workspace: &Path) -> BenchResult<()> {
 }
 
 fn disk_usage(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .filter_map(Result::ok)
         .map(|entry| match entry.metadata() {

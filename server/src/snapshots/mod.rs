@@ -43,6 +43,8 @@ mod log;
 mod merge;
 mod prune;
 mod restore;
+mod scan;
+mod stat_cache;
 mod store;
 
 #[cfg(test)]

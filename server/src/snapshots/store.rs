@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::checkpoint::StatCache;
 use super::log::{self, SessionLog};
+use super::stat_cache::StatCache;
 use super::{FileMode, FileVersion, NotStoredReason, Overlay, SnapshotError, SnapshotOptions};
 
 /// A workspace's snapshot store. Cheap operations take `&self`; the type is `Send + Sync`, so
