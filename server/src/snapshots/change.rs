@@ -89,7 +89,7 @@ impl SnapshotStore {
         }
         let _lock = self.lock()?;
         self.ensure_stored(&captured)?;
-        let id = log::read(&log_path)?.next_change_id();
+        let id = self.read_log(session)?.next_change_id();
         let files = captured
             .into_iter()
             .map(|(path, c)| BeforeImage {
@@ -128,7 +128,7 @@ impl SnapshotStore {
         }
         let _lock = self.lock()?;
         self.ensure_stored(&captured)?;
-        let session_log = log::read(&log_path)?;
+        let session_log = self.read_log(&pending.session)?;
         self.check_open(&session_log, &pending)?;
         let files = captured
             .into_iter()
@@ -152,7 +152,7 @@ impl SnapshotStore {
     pub fn abandon_change(&self, pending: PendingChange) -> Result<(), SnapshotError> {
         let log_path = self.log_path(&pending.session)?;
         let _lock = self.lock()?;
-        let session_log = log::read(&log_path)?;
+        let session_log = self.read_log(&pending.session)?;
         self.check_open(&session_log, &pending)?;
         log::append(
             &log_path,

@@ -57,7 +57,7 @@ impl SnapshotStore {
             if !self.has_object(&root.to_string())? {
                 return Err(SnapshotError::MissingObject(root.to_string()));
             }
-            let log = log::read(&log_path)?;
+            let log = self.read_log(session)?;
             let record = CheckpointRecord {
                 id: log.next_checkpoint_id(),
                 time_ms: now_ms(),

@@ -102,6 +102,26 @@ impl SnapshotStore {
         Ok(report)
     }
 
+    /// Runs [`SnapshotStore::prune`] if the last prune of this store (by any process) was
+    /// more than `every` ago; for callers to invoke at session start or after a session ends.
+    pub fn prune_if_due(
+        &self,
+        keep: Option<&str>,
+        every: Duration,
+    ) -> Result<Option<PruneReport>, SnapshotError> {
+        let stamp = self.store_dir().join("last-prune");
+        let due = fs::metadata(&stamp)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_none_or(|age| age > every);
+        if !due {
+            return Ok(None);
+        }
+        fs::write(&stamp, b"").map_err(|e| SnapshotError::io(&stamp, e))?;
+        self.prune(keep).map(Some)
+    }
+
     fn remove_session(&self, session: &str) -> Result<(), SnapshotError> {
         let path = self.log_path(session)?;
         let _lock = self.lock()?;

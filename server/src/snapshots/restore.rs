@@ -661,7 +661,7 @@ impl SnapshotStore {
         }
         let log_path = self.log_path(&plan.session)?;
         let _lock = self.lock()?;
-        let log = log::read(&log_path)?;
+        let log = self.read_log(&plan.session)?;
         if log.stack != plan.stack || log.applied != plan.from {
             return Err(SnapshotError::StalePlan(plan.session.clone()));
         }
