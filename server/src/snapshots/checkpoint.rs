@@ -51,7 +51,7 @@ impl SnapshotStore {
             cache,
             files,
             not_stored,
-        } = scan::scan(self, &old, scan_started_ns)?;
+        } = scan::scan(self, old, scan_started_ns)?;
         let record = {
             let _lock = self.lock()?;
             if !self.has_object(&root.to_string())? {

@@ -7,8 +7,10 @@
 //! placeholder blob naming their real blob id, size and reason, so the tree stays a valid git
 //! tree and a restore knows exactly what it lacks.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
+use std::hash::BuildHasherDefault;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -18,7 +20,7 @@ use std::sync::Mutex;
 use git2::{ObjectType, Oid};
 use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkState};
 
-use super::stat_cache::{CachedFile, CachedTree, StatCache};
+use super::stat_cache::{CachedFile, CachedTree, PathHasher, PathMap, StatCache};
 use super::store::mode_of;
 use super::{FileMode, FileVersion, NotStoredReason, SnapshotError, SnapshotStore};
 
@@ -33,34 +35,37 @@ pub(super) struct ScanOutcome {
 }
 
 /// One file found by the walk.
-struct ScannedFile {
-    relative: String,
+struct ScannedFile<'s> {
+    /// Borrowed from the old cache's key when the file was there (no allocation per file).
+    relative: Cow<'s, str>,
     /// Where the file name starts in `relative`.
     name_start: usize,
     mode: FileMode,
     cached: CachedFile,
     /// Taken from the cache without reading the file.
     reused: bool,
+    /// The old cache had this path.
+    known: bool,
 }
 
 /// What the walk shares between its threads.
 struct Shared<'s> {
     store: &'s SnapshotStore,
     old: &'s StatCache,
-    found: Mutex<Vec<ScannedFile>>,
+    found: Mutex<Vec<ScannedFile<'s>>>,
     error: Mutex<Option<SnapshotError>>,
 }
 
 /// One walking thread's visitor; hands its files over when the walk drops it.
-struct Visitor<'s> {
-    shared: &'s Shared<'s>,
-    found: Vec<ScannedFile>,
+struct Visitor<'v, 's> {
+    shared: &'v Shared<'s>,
+    found: Vec<ScannedFile<'s>>,
 }
 
-struct Builder<'s>(&'s Shared<'s>);
+struct Builder<'v, 's>(&'v Shared<'s>);
 
-impl<'s> ParallelVisitorBuilder<'s> for Builder<'s> {
-    fn build(&mut self) -> Box<dyn ParallelVisitor + 's> {
+impl<'v, 's: 'v> ParallelVisitorBuilder<'v> for Builder<'v, 's> {
+    fn build(&mut self) -> Box<dyn ParallelVisitor + 'v> {
         Box::new(Visitor {
             shared: self.0,
             found: Vec::new(),
@@ -68,7 +73,7 @@ impl<'s> ParallelVisitorBuilder<'s> for Builder<'s> {
     }
 }
 
-impl ParallelVisitor for Visitor<'_> {
+impl ParallelVisitor for Visitor<'_, '_> {
     fn visit(&mut self, entry: Result<DirEntry, ignore::Error>) -> WalkState {
         let entry = match entry {
             Ok(entry) => entry,
@@ -93,15 +98,15 @@ impl ParallelVisitor for Visitor<'_> {
     }
 }
 
-impl Drop for Visitor<'_> {
+impl Drop for Visitor<'_, '_> {
     fn drop(&mut self) {
         let mut found = self.shared.found.lock().unwrap_or_else(|p| p.into_inner());
         found.append(&mut self.found);
     }
 }
 
-impl Visitor<'_> {
-    fn scan_file(&self, entry: &DirEntry) -> Result<Option<ScannedFile>, SnapshotError> {
+impl<'s> Visitor<'_, 's> {
+    fn scan_file(&self, entry: &DirEntry) -> Result<Option<ScannedFile<'s>>, SnapshotError> {
         let store = self.shared.store;
         let Ok(relative) = entry.path().strip_prefix(store.workspace_root()) else {
             return Ok(None);
@@ -131,18 +136,17 @@ impl Visitor<'_> {
         };
         let name_start = relative.rfind('/').map_or(0, |slash| slash + 1);
         let mode = mode_of(&meta);
-        let old = self.shared.old;
-        if let Some(cached) = old
-            .files
-            .get(relative)
-            .filter(|cached| old.trusts(cached, &stat))
-        {
+        let old: &'s StatCache = self.shared.old;
+        let known = old.files.get_key_value(relative);
+        if let Some((key, cached)) = known.filter(|(_, cached)| old.trusts(cached, &stat)) {
+            let relative = Cow::Borrowed(key.as_str());
             return Ok(Some(ScannedFile {
-                relative: relative.to_string(),
+                relative,
                 name_start,
                 mode,
                 cached: *cached,
                 reused: true,
+                known: true,
             }));
         }
         let Some((entry_id, not_stored)) = store_file(store, entry.path(), &meta)? else {
@@ -153,12 +157,14 @@ impl Visitor<'_> {
             not_stored,
             ..stat
         };
+        let relative = Cow::Owned(relative.to_string());
         Ok(Some(ScannedFile {
-            relative: relative.to_string(),
+            relative,
             name_start,
             mode,
             cached,
             reused: false,
+            known: known.is_some(),
         }))
     }
 }
@@ -210,10 +216,10 @@ fn store_file(
     ))
 }
 
-/// Walks the worktree and writes its tree (see the module docs).
+/// Walks the worktree and writes its tree (see the module docs); `old` becomes the new cache.
 pub(super) fn scan(
     store: &SnapshotStore,
-    old: &StatCache,
+    old: StatCache,
     scan_started_ns: i128,
 ) -> Result<ScanOutcome, SnapshotError> {
     let root = store.workspace_root();
@@ -236,7 +242,7 @@ pub(super) fn scan(
         .filter_entry(move |entry| entry.file_name() != ".git" && entry.path() != store_dir);
     let shared = Shared {
         store,
-        old,
+        old: &old,
         found: Mutex::new(Vec::new()),
         error: Mutex::new(None),
     };
@@ -245,7 +251,40 @@ pub(super) fn scan(
         return Err(error);
     }
     let found = shared.found.into_inner().unwrap_or_else(|p| p.into_inner());
-    write_trees(store, old, found, scan_started_ns)
+    let (root, trees) = write_trees(store, &old, &found)?;
+    let not_stored = found.iter().filter(|file| file.cached.not_stored).count() as u64;
+    let files = found.len() as u64;
+
+    // The new cache: the old one updated in place when no file disappeared (the usual case),
+    // else rebuilt from what the walk found.
+    let still_there = found.iter().filter(|file| file.known).count();
+    let cache_files = if still_there == old.files.len() {
+        let updates: Vec<(String, CachedFile)> = found
+            .into_iter()
+            .filter(|file| !file.reused)
+            .map(|file| (file.relative.into_owned(), file.cached))
+            .collect();
+        let mut files = old.files;
+        files.extend(updates);
+        files
+    } else {
+        found
+            .into_iter()
+            .map(|file| (file.relative.into_owned(), file.cached))
+            .collect()
+    };
+    let cache = StatCache {
+        scan_started_ns,
+        files: cache_files,
+        trees,
+        root: Some(root),
+    };
+    Ok(ScanOutcome {
+        root,
+        cache,
+        files,
+        not_stored,
+    })
 }
 
 /// A directory's contents during tree building.
@@ -265,7 +304,7 @@ fn parent_and_name(path: &str) -> (&str, &str) {
     }
 }
 
-fn ensure_dir(dirs: &mut HashMap<String, Dir>, path: &str) {
+fn ensure_dir(dirs: &mut PathMap<Dir>, path: &str) {
     if dirs.contains_key(path) {
         return;
     }
@@ -279,13 +318,14 @@ fn ensure_dir(dirs: &mut HashMap<String, Dir>, path: &str) {
     }
 }
 
+/// Writes the trees of every directory whose content changed; returns the root tree and the
+/// tree cache.
 fn write_trees(
     store: &SnapshotStore,
     old: &StatCache,
-    found: Vec<ScannedFile>,
-    scan_started_ns: i128,
-) -> Result<ScanOutcome, SnapshotError> {
-    let mut dirs: HashMap<String, Dir> = HashMap::new();
+    found: &[ScannedFile<'_>],
+) -> Result<(Oid, PathMap<CachedTree>), SnapshotError> {
+    let mut dirs: PathMap<Dir> = PathMap::default();
     ensure_dir(&mut dirs, "");
     for (index, file) in found.iter().enumerate() {
         let dir = &file.relative[..file.name_start.saturating_sub(1)];
@@ -306,8 +346,10 @@ fn write_trees(
         })
     });
 
-    let mut trees: HashMap<String, CachedTree> = HashMap::with_capacity(dirs.len());
-    let mut changed: HashMap<&str, bool> = HashMap::with_capacity(dirs.len());
+    let mut trees: PathMap<CachedTree> =
+        PathMap::with_capacity_and_hasher(dirs.len(), Default::default());
+    let mut changed: HashMap<&str, bool, BuildHasherDefault<PathHasher>> =
+        HashMap::with_capacity_and_hasher(dirs.len(), Default::default());
     for path in order {
         let dir = &dirs[path];
         let child_path = |name: &str| {
@@ -366,23 +408,7 @@ fn write_trees(
         trees.insert(path.clone(), CachedTree { oid, entries });
     }
     let root = trees.get("").map(|tree| tree.oid).unwrap_or(Oid::ZERO_SHA1);
-    let not_stored = found.iter().filter(|file| file.cached.not_stored).count() as u64;
-    let files = found.len() as u64;
-    let cache = StatCache {
-        scan_started_ns,
-        files: found
-            .into_iter()
-            .map(|file| (file.relative, file.cached))
-            .collect(),
-        trees,
-        root: Some(root),
-    };
-    Ok(ScanOutcome {
-        root,
-        cache,
-        files,
-        not_stored,
-    })
+    Ok((root, trees))
 }
 
 fn placeholder(blob: Oid, size: u64, reason: NotStoredReason) -> Vec<u8> {
