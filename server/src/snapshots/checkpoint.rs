@@ -51,6 +51,7 @@ impl SnapshotStore {
             cache,
             files,
             not_stored,
+            changed,
         } = scan::scan(self, old, scan_started_ns)?;
         let record = {
             let _lock = self.lock()?;
@@ -81,7 +82,9 @@ impl SnapshotStore {
             )?;
             record
         };
-        if let Err(error) = cache.save(&self.stat_cache_path()) {
+        if !changed {
+            // Nothing was reread and nothing vanished: the cache on disk is still right.
+        } else if let Err(error) = cache.save(&self.stat_cache_path()) {
             tracing::warn!(%error, "cannot save the checkpoint stat cache; the next checkpoint rereads every file");
         }
         *cache_slot = Some(cache);

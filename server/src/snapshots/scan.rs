@@ -32,6 +32,8 @@ pub(super) struct ScanOutcome {
     pub cache: StatCache,
     pub files: u64,
     pub not_stored: u64,
+    /// Some file was read afresh or disappeared (else the cache on disk is still right).
+    pub changed: bool,
 }
 
 /// One file found by the walk.
@@ -258,6 +260,7 @@ pub(super) fn scan(
     // The new cache: the old one updated in place when no file disappeared (the usual case),
     // else rebuilt from what the walk found.
     let still_there = found.iter().filter(|file| file.known).count();
+    let changed = still_there != old.files.len() || found.iter().any(|file| !file.reused);
     let cache_files = if still_there == old.files.len() {
         let updates: Vec<(String, CachedFile)> = found
             .into_iter()
@@ -284,6 +287,7 @@ pub(super) fn scan(
         cache,
         files,
         not_stored,
+        changed,
     })
 }
 

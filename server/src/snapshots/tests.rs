@@ -701,9 +701,13 @@ fn checkpoints_reuse_the_stat_cache_and_still_see_every_change() {
         f.write(&format!("d{}/f{i}.txt", i % 4), &format!("file {i}\n"));
     }
     let first = f.store.checkpoint("s").unwrap();
-    // Nothing changed: the same tree, from the cache or from rereading alike.
+    let cache_file = f.store.store_dir().join("stat-cache");
+    let cache_written = fs::metadata(&cache_file).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    // Nothing changed: the same tree, and the cache file is left as it is.
     let second = f.store.checkpoint("s").unwrap();
     assert_eq!(first.tree, second.tree);
+    assert_eq!(fs::metadata(&cache_file).unwrap().modified().unwrap(), cache_written);
 
     // Same size, same mtime (set back by hand): the ctime still tells.
     let path = f.root.join("d1/f1.txt");
@@ -847,8 +851,12 @@ fn sessions_are_listed_and_the_cli_renders_changes() {
     let undone = cli::undo(&f.store, None).unwrap();
     assert!(undone.contains("wrote   a.txt"), "{undone}");
     assert_eq!(f.read("a.txt").as_deref(), Some("first\n"));
+    let refused = cli::undo(&f.store, Some(1)).unwrap_err().to_string();
+    assert!(refused.contains("change 1 is undone"), "{refused}");
     cli::redo(&f.store).unwrap();
     assert_eq!(f.read("a.txt").as_deref(), Some("new line\n"));
+    cli::undo(&f.store, Some(1)).unwrap();
+    assert_eq!(f.read("a.txt").as_deref(), Some("first\n"));
     assert!(matches!(
         cli::show(&f.store, 9),
         Err(SnapshotError::UnknownChange { .. })
