@@ -189,12 +189,14 @@ impl SnapshotStore {
     /// Under the lock, before a log line refers to them: every stored object still exists
     /// (a concurrent prune may have removed an old unreachable copy just as we reused it).
     fn ensure_stored(&self, captured: &[(String, Captured)]) -> Result<(), SnapshotError> {
+        let repo = self.fresh_repo()?;
+        let odb = repo.odb()?;
         for (_, c) in captured {
             let (Some(version), Some(bytes)) = (&c.version, &c.bytes) else {
                 continue;
             };
-            if version.not_stored.is_none() && !self.has_object(&version.blob)? {
-                self.write_blob(bytes)?;
+            if version.not_stored.is_none() && !odb.exists(git2::Oid::from_str(&version.blob)?) {
+                odb.write(git2::ObjectType::Blob, bytes)?;
             }
         }
         Ok(())

@@ -36,6 +36,16 @@ pub(super) struct ScanOutcome {
     pub changed: bool,
 }
 
+/// Writes objects through one repository handle shared by the walking threads.
+struct ObjectWriter(Mutex<git2::Repository>);
+
+impl ObjectWriter {
+    fn write(&self, kind: ObjectType, bytes: &[u8]) -> Result<Oid, SnapshotError> {
+        let repo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(repo.odb()?.write(kind, bytes)?)
+    }
+}
+
 /// One file found by the walk.
 struct ScannedFile<'s> {
     /// Borrowed from the old cache's key when the file was there (no allocation per file).
@@ -53,6 +63,9 @@ struct ScannedFile<'s> {
 /// What the walk shares between its threads.
 struct Shared<'s> {
     store: &'s SnapshotStore,
+    /// A fresh handle for writing (see [`SnapshotStore::fresh_repo`]): an object that only a
+    /// pack removed by another process's prune still holds must be written again.
+    objects: &'s ObjectWriter,
     old: &'s StatCache,
     found: Mutex<Vec<ScannedFile<'s>>>,
     error: Mutex<Option<SnapshotError>>,
@@ -151,7 +164,9 @@ impl<'s> Visitor<'_, 's> {
                 known: true,
             }));
         }
-        let Some((entry_id, not_stored)) = store_file(store, entry.path(), &meta)? else {
+        let Some((entry_id, not_stored)) =
+            store_file(store, self.shared.objects, entry.path(), &meta)?
+        else {
             return Ok(None);
         };
         let cached = CachedFile {
@@ -175,13 +190,14 @@ impl<'s> Visitor<'_, 's> {
 /// `None` if the file vanished meanwhile.
 fn store_file(
     store: &SnapshotStore,
+    objects: &ObjectWriter,
     path: &Path,
     meta: &fs::Metadata,
 ) -> Result<Option<(Oid, bool)>, SnapshotError> {
     if meta.file_type().is_symlink() {
         return match fs::read_link(path) {
             Ok(target) => Ok(Some((
-                store.write_blob(target.as_os_str().as_bytes())?,
+                objects.write(ObjectType::Blob, target.as_os_str().as_bytes())?,
                 false,
             ))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -195,7 +211,10 @@ fn store_file(
             Err(e) => return Err(e.into()),
         };
         return Ok(Some((
-            store.write_blob(&placeholder(blob, meta.size(), NotStoredReason::Large))?,
+            objects.write(
+                ObjectType::Blob,
+                &placeholder(blob, meta.size(), NotStoredReason::Large),
+            )?,
             true,
         )));
     }
@@ -206,11 +225,14 @@ fn store_file(
     };
     Ok(Some(
         match store.not_stored_reason(bytes.len() as u64, &bytes) {
-            None => (store.write_blob(&bytes)?, false),
+            None => (objects.write(ObjectType::Blob, &bytes)?, false),
             Some(reason) => {
                 let blob = Oid::hash_object(ObjectType::Blob, &bytes)?;
                 (
-                    store.write_blob(&placeholder(blob, bytes.len() as u64, reason))?,
+                    objects.write(
+                        ObjectType::Blob,
+                        &placeholder(blob, bytes.len() as u64, reason),
+                    )?,
                     true,
                 )
             }
@@ -242,8 +264,10 @@ pub(super) fn scan(
         .follow_links(false)
         .threads(threads)
         .filter_entry(move |entry| entry.file_name() != ".git" && entry.path() != store_dir);
+    let objects = ObjectWriter(Mutex::new(store.fresh_repo()?));
     let shared = Shared {
         store,
+        objects: &objects,
         old: &old,
         found: Mutex::new(Vec::new()),
         error: Mutex::new(None),
@@ -253,7 +277,7 @@ pub(super) fn scan(
         return Err(error);
     }
     let found = shared.found.into_inner().unwrap_or_else(|p| p.into_inner());
-    let (root, trees) = write_trees(store, &old, &found)?;
+    let (root, trees) = write_trees(&objects, &old, &found)?;
     let not_stored = found.iter().filter(|file| file.cached.not_stored).count() as u64;
     let files = found.len() as u64;
 
@@ -325,7 +349,7 @@ fn ensure_dir(dirs: &mut PathMap<Dir>, path: &str) {
 /// Writes the trees of every directory whose content changed; returns the root tree and the
 /// tree cache.
 fn write_trees(
-    store: &SnapshotStore,
+    objects: &ObjectWriter,
     old: &StatCache,
     found: &[ScannedFile<'_>],
 ) -> Result<(Oid, PathMap<CachedTree>), SnapshotError> {
@@ -403,7 +427,7 @@ fn write_trees(
                 }
                 let oid = Oid::hash_object(ObjectType::Tree, &body)?;
                 if previous.map(|tree| tree.oid) != Some(oid) {
-                    store.repo().odb()?.write(ObjectType::Tree, &body)?;
+                    objects.write(ObjectType::Tree, &body)?;
                 }
                 oid
             }

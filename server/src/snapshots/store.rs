@@ -391,13 +391,24 @@ impl SnapshotStore {
         }
     }
 
-    /// Whether an object is in the store (checked under the lock before a log line refers to
-    /// it, so a concurrent prune cannot have removed it in between).
+    /// A new handle on the object database, seeing exactly the loose objects and packs on
+    /// disk now: a long-lived handle keeps a pack mapped after a prune (maybe in another
+    /// process) removed it, and would wrongly find objects in it.
+    pub(super) fn fresh_repo(&self) -> Result<Repository, SnapshotError> {
+        Ok(Repository::open_bare(self.dir.join("objects.git"))?)
+    }
+
+    /// Replaces this handle's repository with a fresh one (after a repack removed packs).
+    pub(super) fn reopen_repo(&self) -> Result<(), SnapshotError> {
+        *self.repo() = self.fresh_repo()?;
+        Ok(())
+    }
+
+    /// Whether an object is in the store as it is on disk now (checked under the lock before
+    /// a log line refers to it, so a concurrent prune cannot have removed it in between).
     pub(super) fn has_object(&self, blob: &str) -> Result<bool, SnapshotError> {
         let oid = Oid::from_str(blob)?;
-        let repo = self.repo();
-        let exists = repo.odb()?.exists(oid);
-        Ok(exists)
+        Ok(self.fresh_repo()?.odb()?.exists(oid))
     }
 }
 
