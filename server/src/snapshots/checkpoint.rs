@@ -41,9 +41,16 @@ impl SnapshotStore {
     pub fn checkpoint(&self, session: &str) -> Result<CheckpointRecord, SnapshotError> {
         let log_path = self.log_path(session)?;
         let mut cache_slot = self.stat_cache.lock().unwrap_or_else(|p| p.into_inner());
+        // The cache in memory is used only while it is the one on disk: a prune protects the
+        // objects of the cache on disk, not of one another process has since replaced.
+        let cache_path = self.stat_cache_path();
         let old = match cache_slot.take() {
-            Some(cache) => cache,
-            None => StatCache::load(&self.stat_cache_path()),
+            Some(cache)
+                if cache.root.is_some() && cache.root == StatCache::root_on_disk(&cache_path) =>
+            {
+                cache
+            }
+            _ => StatCache::load(&cache_path),
         };
         let scan_started_ns = now_ns();
         let ScanOutcome {
@@ -96,15 +103,18 @@ impl SnapshotStore {
         Ok(self.read_existing_log(session)?.checkpoints)
     }
 
-    /// The root tree of the stat cache on disk, if any (a root for pruning).
-    pub(super) fn stat_cache_root(&self) -> Option<Oid> {
-        let cached = self
+    /// The root trees of the stat cache in memory and on disk (roots for pruning).
+    pub(super) fn stat_cache_roots(&self) -> Vec<Oid> {
+        let in_memory = self
             .stat_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .and_then(|c| c.root);
-        cached.or_else(|| StatCache::load(&self.stat_cache_path()).root)
+        in_memory
+            .into_iter()
+            .chain(StatCache::root_on_disk(&self.stat_cache_path()))
+            .collect()
     }
 
     fn stat_cache_path(&self) -> PathBuf {

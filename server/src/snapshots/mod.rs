@@ -7,8 +7,9 @@
 //! One store per workspace, under `<data dir>/snapshots/<key>/`, where `<key>` is a hash of the
 //! canonical workspace path (the data dir is `$XDG_DATA_HOME/tack` or `~/.local/share/tack`):
 //!
-//! - `objects.git/` — a bare git repository used only as a content-addressed object database.
-//!   Blobs are git blobs, so identical content is stored once. No refs, no index, no worktree.
+//! - `objects.git/` — a bare git repository used only as a content-addressed object database
+//!   (loose objects, packed by pruning). Blobs are git blobs, so identical content is stored
+//!   once. No refs, no index, no worktree.
 //! - `sessions/<session>.jsonl` — one append-only log per session: change begun, change
 //!   committed, change abandoned, checkpoint taken, undo/redo/restore applied. A torn last line
 //!   (a process killed mid-write) is skipped.
@@ -16,7 +17,8 @@
 //!   to delete a batch of unreachable objects during pruning.
 //! - `stat-cache` — the session checkpoint's cache of file stat data and hashes, like git's
 //!   index, so a checkpoint costs about what `git status` costs.
-//! - `workspace` — the workspace path the key stands for.
+//! - `workspace` — the workspace path the key stands for; `last-prune` — when
+//!   [`SnapshotStore::prune_if_due`] last ran.
 //!
 //! # Model
 //!

@@ -3,12 +3,20 @@
 //! A prune drops whole sessions (older than the age limit; then, while the store is over its
 //! size cap, the least recently written ones, a few per call), computes which objects the
 //! remaining sessions and the checkpoint stat cache still reach, and deletes the loose objects
-//! nobody reaches that are older than a grace period. The reachability walk holds no lock;
-//! deletions run in small batches, each under the store lock for a moment, and re-check each
-//! object's age just before removing it. Writers take the same lock to check that the objects
-//! a new log line names still exist (rewriting any that vanished), and git's object writes
-//! refresh an existing object's mtime, so an object being reused is never old enough to go.
-//! There is no pause-the-world gc: a call does bounded work and later calls continue.
+//! nobody reaches that are older than a grace period. When enough loose objects piled up, or
+//! sessions were dropped, it packs every reachable object into one new pack (git's deltas
+//! make successive versions of a file cheap) and removes the loose copies and the packs it
+//! supersedes.
+//!
+//! Nothing here holds a long lock: the reachability walk and pack building hold none (packing
+//! uses its own repository handle), and deletions run in small batches, each under the store
+//! lock for a moment, re-checking age just before removing. Writers take the same lock to
+//! check, through a fresh handle, that the objects a new log line names exist on disk
+//! (rewriting any that vanished), and git's object writes refresh the mtime of an object (or
+//! pack) they reuse, so what is being reused is never old enough to go. There is no
+//! pause-the-world gc: a call does bounded work and later calls continue. The checkpoint's
+//! stat cache on disk is a root too, and a process uses its cache in memory only while it is
+//! the one on disk.
 
 use std::collections::HashSet;
 use std::fs;
@@ -167,7 +175,7 @@ impl SnapshotStore {
                 trees.push(Oid::from_str(&checkpoint.tree)?);
             }
         }
-        trees.extend(self.stat_cache_root());
+        trees.extend(self.stat_cache_roots());
         let repo = self.repo();
         let odb = repo.odb()?;
         while let Some(tree) = trees.pop() {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use git2::Oid;
@@ -119,6 +119,16 @@ impl StatCache {
             }),
             Err(_) => StatCache::default(),
         }
+    }
+
+    /// The root tree named by the cache file, read from its header only (unchecked).
+    pub fn root_on_disk(path: &Path) -> Option<Oid> {
+        let mut header = [0u8; MAGIC.len() + 16 + 20];
+        fs::File::open(path).ok()?.read_exact(&mut header).ok()?;
+        let rest = header.strip_prefix(MAGIC)?;
+        Oid::from_bytes(&rest[16..])
+            .ok()
+            .filter(|oid| !oid.is_zero())
     }
 
     /// Writes the cache file in place (see the module docs).
