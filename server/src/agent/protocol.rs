@@ -128,7 +128,8 @@ pub enum AgentEvent {
     },
     /// One model call's usage; `cost` is `None` when the catalog has no price.
     Usage {
-        usage: Usage,
+        /// `None` when the provider did not report usage (unknown, not zero).
+        usage: Option<Usage>,
         cost: Option<Cost>,
     },
     /// The history was replaced by the user's requests and this summary (the context window

@@ -526,13 +526,15 @@ impl Session {
         };
         let usage = completion.usage;
         let cost = completion.cost.clone();
-        self.last_call_tokens = usage.total_input() + usage.output;
-        let total = &mut self.outcome.usage;
-        total.input_uncached += usage.input_uncached;
-        total.cache_read += usage.cache_read;
-        total.cache_write += usage.cache_write;
-        total.output += usage.output;
-        total.reasoning += usage.reasoning;
+        if let Some(usage) = usage {
+            self.last_call_tokens = usage.total_input() + usage.output;
+            let total = &mut self.outcome.usage;
+            total.input_uncached += usage.input_uncached;
+            total.cache_read += usage.cache_read;
+            total.cache_write += usage.cache_write;
+            total.output += usage.output;
+            total.reasoning += usage.reasoning;
+        }
         self.outcome.cost_usd = match (&cost, self.outcome.model_calls) {
             (Some(cost), 1) => Some(cost.usd),
             (Some(cost), _) => self.outcome.cost_usd.map(|sum| sum + cost.usd),

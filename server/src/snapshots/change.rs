@@ -89,7 +89,7 @@ impl SnapshotStore {
         }
         let _lock = self.lock()?;
         self.ensure_stored(&captured)?;
-        let id = log::read(&log_path)?.next_change_id();
+        let id = self.read_log(session)?.next_change_id();
         let files = captured
             .into_iter()
             .map(|(path, c)| BeforeImage {
@@ -128,7 +128,7 @@ impl SnapshotStore {
         }
         let _lock = self.lock()?;
         self.ensure_stored(&captured)?;
-        let session_log = log::read(&log_path)?;
+        let session_log = self.read_log(&pending.session)?;
         self.check_open(&session_log, &pending)?;
         let files = captured
             .into_iter()
@@ -152,7 +152,7 @@ impl SnapshotStore {
     pub fn abandon_change(&self, pending: PendingChange) -> Result<(), SnapshotError> {
         let log_path = self.log_path(&pending.session)?;
         let _lock = self.lock()?;
-        let session_log = log::read(&log_path)?;
+        let session_log = self.read_log(&pending.session)?;
         self.check_open(&session_log, &pending)?;
         log::append(
             &log_path,
@@ -189,12 +189,14 @@ impl SnapshotStore {
     /// Under the lock, before a log line refers to them: every stored object still exists
     /// (a concurrent prune may have removed an old unreachable copy just as we reused it).
     fn ensure_stored(&self, captured: &[(String, Captured)]) -> Result<(), SnapshotError> {
+        let repo = self.fresh_repo()?;
+        let odb = repo.odb()?;
         for (_, c) in captured {
             let (Some(version), Some(bytes)) = (&c.version, &c.bytes) else {
                 continue;
             };
-            if version.not_stored.is_none() && !self.has_object(&version.blob)? {
-                self.write_blob(bytes)?;
+            if version.not_stored.is_none() && !odb.exists(git2::Oid::from_str(&version.blob)?) {
+                odb.write(git2::ObjectType::Blob, bytes)?;
             }
         }
         Ok(())

@@ -161,7 +161,16 @@ pub fn undo(store: &SnapshotStore, change: Option<u32>) -> Result<String, Snapsh
     let session = latest_session(store)?;
     let plan = match change {
         None => store.undo(&session, &no_overlay)?,
-        Some(n) => store.restore_to(&session, RestorePoint::Before(ChangeId(n)), &no_overlay)?,
+        Some(n) => {
+            let record = find_change(store, &session, n)?;
+            if record.status != ChangeStatus::Applied {
+                return Err(SnapshotError::RestoreRefused(format!(
+                    "change {n} is {}, not applied: nothing to undo",
+                    status_word(&record)
+                )));
+            }
+            store.restore_to(&session, RestorePoint::Before(ChangeId(n)), &no_overlay)?
+        }
     };
     apply(store, &plan, "undo")
 }

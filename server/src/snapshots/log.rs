@@ -6,8 +6,9 @@
 //! process killed at any point leaves either no event or an event whose objects exist. A line
 //! that does not parse (torn by a crash) is skipped with a warning, never fatal.
 
-use std::fs::OpenOptions;
-use std::io::{ErrorKind, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -92,7 +93,7 @@ impl SessionLog {
         self.checkpoints.iter().map(|c| c.id).max().unwrap_or(0) + 1
     }
 
-    fn apply(&mut self, event: Event, path: &Path, line: usize) {
+    fn apply(&mut self, event: Event, path: &Path, offset: u64) {
         match event {
             Event::Begin {
                 change,
@@ -123,7 +124,7 @@ impl SessionLog {
             }
             Event::Commit { change, files, .. } => {
                 let Some(record) = self.changes.iter_mut().find(|c| c.id == change) else {
-                    tracing::warn!(log = %path.display(), line, %change, "commit of an unknown change; skipped");
+                    tracing::warn!(log = %path.display(), offset, %change, "commit of an unknown change; skipped");
                     return;
                 };
                 for after in files {
@@ -185,30 +186,74 @@ impl SessionLog {
     }
 }
 
-/// Replays a session log. A missing file is an empty session.
-pub(super) fn read(path: &Path) -> Result<SessionLog, SnapshotError> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(SessionLog::default()),
-        Err(e) => return Err(SnapshotError::io(path, e)),
-    };
-    let mut log = SessionLog::default();
-    for (index, line) in text.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Event>(line) {
-            Ok(event) => log.apply(event, path, index + 1),
-            Err(error) => {
-                tracing::warn!(log = %path.display(), line = index + 1, %error, "unreadable session log line skipped");
-            }
-        }
-    }
-    log.finish();
-    Ok(log)
+/// A session log read up to some point; [`LogTail::refresh`] reads only what was appended
+/// since (the log is append-only), so recording a change stays cheap in a long session.
+#[derive(Debug, Default)]
+pub(super) struct LogTail {
+    inode: u64,
+    consumed: u64,
+    log: SessionLog,
 }
 
-/// Appends one event. The caller holds the store lock.
+impl LogTail {
+    /// The session as the log tells it now. A missing file is an empty session; a file
+    /// replaced or shortened since (a pruned session started again) is read from the start.
+    /// Only complete lines are taken; an unparsable one is skipped with a warning.
+    pub fn refresh(&mut self, path: &Path) -> Result<SessionLog, SnapshotError> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                *self = LogTail::default();
+                return Ok(SessionLog::default());
+            }
+            Err(e) => return Err(SnapshotError::io(path, e)),
+        };
+        let meta = file.metadata().map_err(|e| SnapshotError::io(path, e))?;
+        if meta.ino() != self.inode || meta.len() < self.consumed {
+            *self = LogTail {
+                inode: meta.ino(),
+                ..LogTail::default()
+            };
+        }
+        if meta.len() > self.consumed {
+            let mut appended = Vec::with_capacity((meta.len() - self.consumed) as usize);
+            file.seek(SeekFrom::Start(self.consumed))
+                .map_err(|e| SnapshotError::io(path, e))?;
+            file.read_to_end(&mut appended)
+                .map_err(|e| SnapshotError::io(path, e))?;
+            let complete = appended
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |end| end + 1);
+            let mut offset = self.consumed;
+            for line in appended[..complete].split_inclusive(|&b| b == b'\n') {
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    match serde_json::from_slice::<Event>(line) {
+                        Ok(event) => self.log.apply(event, path, offset),
+                        Err(error) => {
+                            tracing::warn!(log = %path.display(), offset, %error, "unreadable session log line skipped");
+                        }
+                    }
+                }
+                offset += line.len() as u64;
+            }
+            self.consumed += complete as u64;
+        }
+        let mut log = self.log.clone();
+        log.finish();
+        Ok(log)
+    }
+}
+
+/// Replays a whole session log. A missing file is an empty session.
+#[cfg(test)]
+pub(super) fn read(path: &Path) -> Result<SessionLog, SnapshotError> {
+    LogTail::default().refresh(path)
+}
+
+/// Appends one event. The caller holds the store lock. A torn last line (a crash mid-write
+/// on power loss or a full disk) is sealed with a newline first, so it stays one skipped line
+/// instead of swallowing this event.
 pub(super) fn append(path: &Path, event: &Event) -> Result<(), SnapshotError> {
     let mut line = serde_json::to_vec(event).map_err(|e| SnapshotError::CorruptLog {
         path: path.to_path_buf(),
@@ -218,9 +263,22 @@ pub(super) fn append(path: &Path, event: &Event) -> Result<(), SnapshotError> {
     line.push(b'\n');
     let mut file = OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
         .map_err(|e| SnapshotError::io(path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| SnapshotError::io(path, e))?
+        .len();
+    if len > 0 {
+        let mut last = [0u8];
+        file.read_exact_at(&mut last, len - 1)
+            .map_err(|e| SnapshotError::io(path, e))?;
+        if last[0] != b'\n' {
+            line.insert(0, b'\n');
+        }
+    }
     file.write_all(&line)
         .map_err(|e| SnapshotError::io(path, e))
 }
@@ -261,6 +319,28 @@ mod tests {
         assert_eq!(log.changes.len(), 1);
         assert!(log.changes[0].committed);
         assert_eq!(log.applied, 1);
+    }
+
+    #[test]
+    fn an_append_after_a_torn_line_seals_it_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        append(&path, &begin(1)).unwrap();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"event":"beg"#).unwrap();
+        let mut tail = LogTail::default();
+        assert_eq!(tail.refresh(&path).unwrap().changes.len(), 1);
+        append(&path, &begin(2)).unwrap();
+        let log = tail.refresh(&path).unwrap();
+        assert_eq!(
+            log.changes.iter().map(|c| c.id.0).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(read(&path).unwrap().changes.len(), 2);
+        // A log removed and started again is read from its start.
+        std::fs::remove_file(&path).unwrap();
+        append(&path, &begin(1)).unwrap();
+        assert_eq!(tail.refresh(&path).unwrap().changes.len(), 1);
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! One store per workspace, under `<data dir>/snapshots/<key>/`, where `<key>` is a hash of the
 //! canonical workspace path (the data dir is `$XDG_DATA_HOME/tack` or `~/.local/share/tack`):
 //!
-//! - `objects.git/` — a bare git repository used only as a content-addressed object database.
-//!   Blobs are git blobs, so identical content is stored once. No refs, no index, no worktree.
+//! - `objects.git/` — a bare git repository used only as a content-addressed object database
+//!   (loose objects, packed by pruning). Blobs are git blobs, so identical content is stored
+//!   once. No refs, no index, no worktree.
 //! - `sessions/<session>.jsonl` — one append-only log per session: change begun, change
 //!   committed, change abandoned, checkpoint taken, undo/redo/restore applied. A torn last line
 //!   (a process killed mid-write) is skipped.
@@ -16,7 +17,8 @@
 //!   to delete a batch of unreachable objects during pruning.
 //! - `stat-cache` — the session checkpoint's cache of file stat data and hashes, like git's
 //!   index, so a checkpoint costs about what `git status` costs.
-//! - `workspace` — the workspace path the key stands for.
+//! - `workspace` — the workspace path the key stands for; `last-prune` — when
+//!   [`SnapshotStore::prune_if_due`] last ran.
 //!
 //! # Model
 //!
@@ -33,8 +35,25 @@
 //! A *checkpoint* records the whole worktree (honouring `.gitignore`) as a git tree, built
 //! incrementally from a stat cache, for "put everything back as it was at the start".
 //!
-//! The user's repository is never opened for writing: the store is a separate repository and
-//! nothing here runs git commands or reads the user's index.
+//! The user's repository is never opened: the store is a separate repository, nothing here
+//! runs git commands or reads the user's index; the checkpoint walk only reads ignore files.
+//!
+//! # Invariants and the tests that hold them
+//!
+//! - Invariant 4, no agent change without a snapshot, and undo never silently overwrites a
+//!   user edit: `begin_change` returns only after the pre-images are stored and logged
+//!   (`tests::an_interrupted_change_is_undone_to_its_pre_image_with_a_note`); undo merges
+//!   (`tests::undo_merges_a_user_edit_elsewhere_in_the_file`,
+//!   `tests::user_edits_made_between_agent_changes_survive_a_multi_step_restore`) or refuses
+//!   with ranges and changes nothing
+//!   (`tests::undo_refuses_on_the_same_lines_lists_them_and_changes_nothing`,
+//!   `tests::a_plan_is_refused_when_the_disk_changed_after_it_was_made`).
+//! - Invariant 5, the user's repository is never touched:
+//!   `tests::a_git_repository_is_byte_identical_after_a_whole_session`; folders that are not
+//!   git repositories work (every other test runs in one).
+//! - The store stays consistent with two processes on it and after a SIGKILL:
+//!   `tests::two_processes_record_into_one_session_without_loss`,
+//!   `tests::a_process_killed_mid_snapshot_leaves_a_consistent_store`.
 
 mod change;
 mod checkpoint;
@@ -43,6 +62,8 @@ mod log;
 mod merge;
 mod prune;
 mod restore;
+mod scan;
+mod stat_cache;
 mod store;
 
 #[cfg(test)]

@@ -148,7 +148,15 @@ impl RestorePlan {
         let mut staged = Vec::new();
         for file in &self.files {
             if let FileAction::Write { content, mode } = &file.action {
-                staged.push((stage(&file.path, content, *mode)?, &file.path));
+                match stage(&file.path, content, *mode) {
+                    Ok(temporary) => staged.push((temporary, &file.path)),
+                    Err(error) => {
+                        staged
+                            .iter()
+                            .for_each(|(temporary, _)| drop(fs::remove_file(temporary)));
+                        return Err(error);
+                    }
+                }
             }
         }
         for (temporary, target) in staged {
@@ -191,15 +199,25 @@ fn stage(target: &Path, content: &[u8], mode: FileMode) -> Result<PathBuf, Snaps
             .map_err(|e| SnapshotError::io(&temporary, e))?;
         return Ok(temporary);
     }
+    // Keep the permission bits the file has now (a new file gets the umask's), with the
+    // executable bits as the restored version has them.
+    let current_bits = fs::metadata(target)
+        .ok()
+        .filter(fs::Metadata::is_file)
+        .map(|meta| meta.permissions().mode() & 0o7777);
     let result = (|| {
         let mut file = fs::File::create_new(&temporary)?;
         file.write_all(content)?;
+        let created_bits = file.metadata()?.permissions().mode() & 0o7777;
+        let base = current_bits.unwrap_or(created_bits);
         let bits = if mode == FileMode::Executable {
-            0o755
+            base | ((base & 0o444) >> 2)
         } else {
-            0o644
+            base & !0o111
         };
-        file.set_permissions(fs::Permissions::from_mode(bits))?;
+        if bits != created_bits {
+            file.set_permissions(fs::Permissions::from_mode(bits))?;
+        }
         file.sync_all()
     })();
     result.map_err(|e| {
@@ -661,7 +679,7 @@ impl SnapshotStore {
         }
         let log_path = self.log_path(&plan.session)?;
         let _lock = self.lock()?;
-        let log = log::read(&log_path)?;
+        let log = self.read_log(&plan.session)?;
         if log.stack != plan.stack || log.applied != plan.from {
             return Err(SnapshotError::StalePlan(plan.session.clone()));
         }
@@ -707,8 +725,8 @@ impl SnapshotStore {
             .unwrap_or(target);
         let mut files: BTreeMap<String, (Option<FileVersion>, Option<FileVersion>)> =
             BTreeMap::new();
-        for (path, base, theirs) in self.diff_trees(&latest.tree, &target.tree)? {
-            files.insert(path, (base, theirs));
+        for difference in self.diff_trees(&latest.tree, &target.tree)? {
+            files.insert(difference.path, (difference.old, difference.new));
         }
         // Changes after the latest checkpoint: the state they left is their post-image if
         // applied, their pre-image if undone or abandoned.

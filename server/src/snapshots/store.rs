@@ -1,6 +1,7 @@
 //! The store itself: where it lives, its object database, its lock, resolving workspace paths,
 //! and reading a file's current version (from the editor's buffer or from disk).
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
@@ -10,8 +11,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use git2::{ObjectType, Oid, Repository};
 
-use super::checkpoint::StatCache;
-use super::log::{self, SessionLog};
+use super::log::{LogTail, SessionLog};
+use super::stat_cache::StatCache;
 use super::{FileMode, FileVersion, NotStoredReason, Overlay, SnapshotError, SnapshotOptions};
 
 /// A workspace's snapshot store. Cheap operations take `&self`; the type is `Send + Sync`, so
@@ -23,6 +24,7 @@ pub struct SnapshotStore {
     repo: Mutex<Repository>,
     pub(super) options: SnapshotOptions,
     pub(super) stat_cache: Mutex<Option<StatCache>>,
+    logs: Mutex<HashMap<String, LogTail>>,
 }
 
 /// One session as `tack snapshots` lists it.
@@ -95,6 +97,7 @@ impl SnapshotStore {
             repo: Mutex::new(repo),
             options,
             stat_cache: Mutex::new(None),
+            logs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -110,6 +113,27 @@ impl SnapshotStore {
 
     /// Every session with a log in this store, most recently written last.
     pub fn sessions(&self) -> Result<Vec<SessionSummary>, SnapshotError> {
+        let mut sessions = Vec::new();
+        for (name, modified_ms) in self.session_files()? {
+            let log = self.read_log(&name)?;
+            sessions.push(SessionSummary {
+                name,
+                modified_ms,
+                changes: log.changes.len(),
+                applied: log.applied,
+                checkpoints: log.checkpoints.len(),
+            });
+        }
+        Ok(sessions)
+    }
+
+    /// The session written most recently, if any.
+    pub fn latest_session(&self) -> Result<Option<String>, SnapshotError> {
+        Ok(self.session_files()?.pop().map(|(name, _)| name))
+    }
+
+    /// (session, last written in ms since the Unix epoch), most recently written last.
+    pub(super) fn session_files(&self) -> Result<Vec<(String, u64)>, SnapshotError> {
         let sessions_dir = self.dir.join("sessions");
         let entries =
             fs::read_dir(&sessions_dir).map_err(|e| SnapshotError::io(&sessions_dir, e))?;
@@ -120,32 +144,19 @@ impl SnapshotStore {
             let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".jsonl")) else {
                 continue;
             };
+            if validate_session_name(name).is_err() {
+                continue;
+            }
             let modified_ms = entry
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_millis() as u64);
-            let log = self.read_log(name)?;
-            sessions.push(SessionSummary {
-                name: name.to_string(),
-                modified_ms,
-                changes: log.changes.len(),
-                applied: log.applied,
-                checkpoints: log.checkpoints.len(),
-            });
+            sessions.push((name.to_string(), modified_ms));
         }
-        sessions.sort_by(|a, b| {
-            a.modified_ms
-                .cmp(&b.modified_ms)
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        sessions.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         Ok(sessions)
-    }
-
-    /// The session written most recently, if any.
-    pub fn latest_session(&self) -> Result<Option<String>, SnapshotError> {
-        Ok(self.sessions()?.pop().map(|s| s.name))
     }
 
     /// Takes the store lock (blocking). Hold it only for short appends and deletions.
@@ -164,9 +175,12 @@ impl SnapshotStore {
         Ok(self.dir.join("sessions").join(format!("{session}.jsonl")))
     }
 
-    /// Reads a session's log; a session with no log yet is empty.
+    /// Reads a session's log (only what was appended since the last read); a session with
+    /// no log yet is empty.
     pub(super) fn read_log(&self, session: &str) -> Result<SessionLog, SnapshotError> {
-        log::read(&self.log_path(session)?)
+        let path = self.log_path(session)?;
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        logs.entry(session.to_string()).or_default().refresh(&path)
     }
 
     /// Reads a session's log, failing if the session has none.
@@ -175,7 +189,7 @@ impl SnapshotStore {
         if !path.exists() {
             return Err(SnapshotError::UnknownSession(session.to_string()));
         }
-        log::read(&path)
+        self.read_log(session)
     }
 
     /// Turns a path given by a caller (absolute, or relative to the workspace root) into the
@@ -377,13 +391,24 @@ impl SnapshotStore {
         }
     }
 
-    /// Whether an object is in the store (checked under the lock before a log line refers to
-    /// it, so a concurrent prune cannot have removed it in between).
+    /// A new handle on the object database, seeing exactly the loose objects and packs on
+    /// disk now: a long-lived handle keeps a pack mapped after a prune (maybe in another
+    /// process) removed it, and would wrongly find objects in it.
+    pub(super) fn fresh_repo(&self) -> Result<Repository, SnapshotError> {
+        Ok(Repository::open_bare(self.dir.join("objects.git"))?)
+    }
+
+    /// Replaces this handle's repository with a fresh one (after a repack removed packs).
+    pub(super) fn reopen_repo(&self) -> Result<(), SnapshotError> {
+        *self.repo() = self.fresh_repo()?;
+        Ok(())
+    }
+
+    /// Whether an object is in the store as it is on disk now (checked under the lock before
+    /// a log line refers to it, so a concurrent prune cannot have removed it in between).
     pub(super) fn has_object(&self, blob: &str) -> Result<bool, SnapshotError> {
         let oid = Oid::from_str(blob)?;
-        let repo = self.repo();
-        let exists = repo.odb()?.exists(oid);
-        Ok(exists)
+        Ok(self.fresh_repo()?.odb()?.exists(oid))
     }
 }
 

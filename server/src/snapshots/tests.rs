@@ -701,9 +701,16 @@ fn checkpoints_reuse_the_stat_cache_and_still_see_every_change() {
         f.write(&format!("d{}/f{i}.txt", i % 4), &format!("file {i}\n"));
     }
     let first = f.store.checkpoint("s").unwrap();
-    // Nothing changed: the same tree, from the cache or from rereading alike.
+    let cache_file = f.store.store_dir().join("stat-cache");
+    let cache_written = fs::metadata(&cache_file).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    // Nothing changed: the same tree, and the cache file is left as it is.
     let second = f.store.checkpoint("s").unwrap();
     assert_eq!(first.tree, second.tree);
+    assert_eq!(
+        fs::metadata(&cache_file).unwrap().modified().unwrap(),
+        cache_written
+    );
 
     // Same size, same mtime (set back by hand): the ctime still tells.
     let path = f.root.join("d1/f1.txt");
@@ -721,10 +728,10 @@ fn checkpoints_reuse_the_stat_cache_and_still_see_every_change() {
     assert_ne!(third.tree, second.tree);
     let diff = reopened.diff_trees(&second.tree, &third.tree).unwrap();
     assert_eq!(diff.len(), 1);
-    assert_eq!(diff[0].0, "d1/f1.txt");
+    assert_eq!(diff[0].path, "d1/f1.txt");
     assert_eq!(
         reopened
-            .read_blob(&diff[0].2.as_ref().unwrap().blob)
+            .read_blob(&diff[0].new.as_ref().unwrap().blob)
             .unwrap(),
         b"FILE 1\n"
     );
@@ -847,8 +854,12 @@ fn sessions_are_listed_and_the_cli_renders_changes() {
     let undone = cli::undo(&f.store, None).unwrap();
     assert!(undone.contains("wrote   a.txt"), "{undone}");
     assert_eq!(f.read("a.txt").as_deref(), Some("first\n"));
+    let refused = cli::undo(&f.store, Some(1)).unwrap_err().to_string();
+    assert!(refused.contains("change 1 is undone"), "{refused}");
     cli::redo(&f.store).unwrap();
     assert_eq!(f.read("a.txt").as_deref(), Some("new line\n"));
+    cli::undo(&f.store, Some(1)).unwrap();
+    assert_eq!(f.read("a.txt").as_deref(), Some("first\n"));
     assert!(matches!(
         cli::show(&f.store, 9),
         Err(SnapshotError::UnknownChange { .. })
@@ -924,6 +935,86 @@ fn prune_drops_the_oldest_sessions_while_over_the_size_cap() {
         "s1 is kept as asked, s3 is the newest"
     );
     assert!(report.bytes_after < report.bytes_before);
+}
+
+#[test]
+fn prune_packs_loose_objects_and_a_dropped_sessions_objects_leave_the_pack() {
+    let retention = Retention {
+        max_age: Duration::ZERO,
+        grace: Duration::ZERO,
+        pack_after_loose: 20,
+        ..Retention::default()
+    };
+    let f = fixture_with(SnapshotOptions {
+        retention,
+        ..SnapshotOptions::default()
+    });
+    for i in 0..15 {
+        let file = format!("old{i}.txt");
+        f.agent("old", &[file.as_str()], |f| {
+            f.write(&file, &format!("old session {i}\n"))
+        });
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    for i in 0..15 {
+        let file = format!("new{i}.txt");
+        f.agent("new", &[file.as_str()], |f| {
+            f.write(&file, &format!("new session {i}\n").repeat(50))
+        });
+    }
+    let old_blob = f.store.changes("old").unwrap()[3].files[0]
+        .after
+        .clone()
+        .unwrap()
+        .blob;
+    let loose_count = |store: &SnapshotStore| {
+        let objects = store.store_dir().join("objects.git/objects");
+        fs::read_dir(&objects)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().len() == 2)
+            .map(|e| fs::read_dir(e.path()).unwrap().count())
+            .sum::<usize>()
+    };
+    assert!(loose_count(&f.store) >= 30);
+
+    // Keep "old" this time: everything reachable is packed, the loose copies go.
+    let report = f.store.prune(Some("old")).unwrap();
+    assert!(report.sessions_removed.is_empty());
+    assert!(report.objects_packed >= 30, "{report:?}");
+    assert_eq!(loose_count(&f.store), 0);
+    assert!(report.bytes_after < report.bytes_before, "{report:?}");
+    assert_eq!(f.store.read_blob(&old_blob).unwrap(), b"old session 3\n");
+    f.undo("new");
+    assert_eq!(f.read("new14.txt"), None);
+
+    // Drop "old": the repack leaves its objects out and removes the previous pack.
+    let report = f.store.prune(None).unwrap();
+    assert_eq!(report.sessions_removed, vec!["old".to_string()]);
+    assert!(report.objects_packed > 0);
+    assert!(matches!(
+        f.store.read_blob(&old_blob),
+        Err(SnapshotError::MissingObject(_))
+    ));
+    let packs = fs::read_dir(f.store.store_dir().join("objects.git/objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .count();
+    assert_eq!(packs, 1);
+    f.undo("new");
+    assert_eq!(f.read("new13.txt"), None);
+    // A second handle (another process) reads through the new pack too.
+    let other = SnapshotStore::open(&f.data, &f.root).unwrap();
+    let new_blob = other.changes("new").unwrap()[0].files[0]
+        .after
+        .clone()
+        .unwrap()
+        .blob;
+    assert_eq!(
+        other.read_blob(&new_blob).unwrap(),
+        "new session 0\n".repeat(50).into_bytes()
+    );
 }
 
 #[test]
