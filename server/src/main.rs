@@ -3,11 +3,7 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "tack",
-    version,
-    about = "An open coding-agent harness shipped as a language server"
-)]
+#[command(name = "tack", version, about = "An open coding-agent harness shipped as a language server")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
