@@ -7,4 +7,5 @@ mod e2e;
 mod fake_lsp_selftest;
 mod headless;
 mod proxy;
+mod run;
 mod support;

@@ -359,3 +359,172 @@ pub fn file_uri(path: &Path) -> Result<String, HeadlessError> {
             path: path.to_path_buf(),
         })
 }
+
+/// The agent's view of the language servers in a headless run.
+pub struct HeadlessFeedback {
+    session: LanguageSession,
+    /// Taken at the first change since the last wait: servers that publish without a
+    /// version (clangd) count as fresh only for sets published after it.
+    mark: Mutex<Option<crate::diagnostics::PublishMark>>,
+}
+
+impl HeadlessFeedback {
+    pub fn new(session: LanguageSession) -> Self {
+        Self {
+            session,
+            mark: Mutex::new(None),
+        }
+    }
+
+    pub fn session(&self) -> &LanguageSession {
+        &self.session
+    }
+
+    pub fn into_session(self) -> LanguageSession {
+        self.session
+    }
+
+    fn report(&self, documents: Vec<crate::diagnostics::DocumentFreshness>) -> FeedbackReport {
+        use crate::diagnostics::ServerStatus;
+        let files = documents
+            .into_iter()
+            .filter_map(|document| {
+                let path = url::Url::parse(&document.uri).ok()?.to_file_path().ok()?;
+                Some(FileDiagnostics {
+                    path,
+                    diagnostics: document
+                        .diagnostics
+                        .iter()
+                        .map(feedback_diagnostic)
+                        .collect(),
+                    servers: document
+                        .servers
+                        .into_iter()
+                        .map(|(server, status)| {
+                            let state = match status {
+                                ServerStatus::Answered { .. } => ServerState::Answered,
+                                ServerStatus::Pending => ServerState::Pending,
+                                ServerStatus::Failed { reason } => ServerState::Failed { reason },
+                            };
+                            (server.to_string(), state)
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        FeedbackReport { files }
+    }
+}
+
+fn feedback_diagnostic(diagnostic: &crate::diagnostics::Diagnostic) -> FeedbackDiagnostic {
+    FeedbackDiagnostic {
+        severity: Severity::from_lsp(diagnostic.severity),
+        line: diagnostic.range.start.line + 1,
+        message: diagnostic.message.clone(),
+        source: diagnostic.source.clone(),
+    }
+}
+
+use crate::agent::{
+    FeedbackDiagnostic, FeedbackReport, FileDiagnostics, LanguageFeedback, ServerState, Severity,
+};
+use futures::future::BoxFuture;
+
+impl LanguageFeedback for HeadlessFeedback {
+    fn buffer_text(&self, path: &Path) -> Option<String> {
+        self.session.open_text(path)
+    }
+
+    fn file_changed<'a>(&'a self, path: &'a Path, text: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Ok(mut mark) = self.mark.lock() {
+                mark.get_or_insert_with(|| self.session.proxy.diagnostics.publish_mark());
+            }
+            if let Err(error) = self.session.set_text(path, text) {
+                tracing::warn!(%error, path = %path.display(), "the servers were not told of a change");
+            }
+        })
+    }
+
+    fn fresh_diagnostics<'a>(
+        &'a self,
+        paths: &'a [PathBuf],
+        deadline: std::time::Instant,
+    ) -> BoxFuture<'a, FeedbackReport> {
+        Box::pin(async move {
+            let diagnostics = &self.session.proxy.diagnostics;
+            let mark = self
+                .mark
+                .lock()
+                .ok()
+                .and_then(|mut mark| mark.take())
+                .unwrap_or_else(|| diagnostics.publish_mark());
+            let mut wanted = Vec::new();
+            for path in paths {
+                // A file the servers have not seen yet is opened with its disk text.
+                if self.session.open_text(path).is_none()
+                    && let Ok(text) = std::fs::read_to_string(path)
+                {
+                    let _ = self.session.set_text(path, &text);
+                }
+                let Ok(uri) = file_uri(path) else { continue };
+                let version = self
+                    .session
+                    .documents
+                    .lock()
+                    .ok()
+                    .and_then(|d| d.get(&uri).map(|(v, _)| *v))
+                    .unwrap_or(0);
+                wanted.push(FreshnessWant {
+                    uri,
+                    min_version: version,
+                    servers: self.session.proxy.servers_for(path),
+                });
+            }
+            let report = diagnostics
+                .wait_fresh_since(mark, &wanted, Instant::from_std(deadline))
+                .await;
+            self.report(report.documents)
+        })
+    }
+
+    fn known_diagnostics(&self) -> FeedbackReport {
+        let diagnostics = &self.session.proxy.diagnostics;
+        let files = diagnostics
+            .uris()
+            .into_iter()
+            .filter_map(|uri| {
+                let path = url::Url::parse(&uri).ok()?.to_file_path().ok()?;
+                Some(FileDiagnostics {
+                    diagnostics: diagnostics
+                        .merged(&uri)
+                        .iter()
+                        .map(feedback_diagnostic)
+                        .collect(),
+                    servers: self
+                        .session
+                        .proxy
+                        .servers_for(&path)
+                        .into_iter()
+                        .map(|s| (s.to_string(), ServerState::Answered))
+                        .collect(),
+                    path,
+                })
+            })
+            .collect();
+        FeedbackReport { files }
+    }
+
+    fn request<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, String>> {
+        Box::pin(async move {
+            self.session
+                .request(method, params)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -13,5 +13,6 @@ pub mod jsonrpc;
 pub mod logging;
 pub mod providers;
 pub mod proxy;
+pub mod run;
 pub mod server_id;
 pub mod snapshots;

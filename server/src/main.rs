@@ -16,6 +16,19 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum AuthAction {
+    /// `tack auth login anthropic`, then paste the key.
+    Login { provider: String },
+}
+
+#[derive(Subcommand)]
+enum SnapshotsAction {
+    List,
+    Show { n: u32 },
+    Diff { n: u32 },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Serve the Language Server Protocol to an editor (stdio unless --listen is given).
     Lsp {
@@ -27,6 +40,48 @@ enum Command {
         #[arg(long, hide = true)]
         stdio: bool,
     },
+    /// Run the agent on a folder: `tack run "fix the failing test"`.
+    Run {
+        /// What to do.
+        task: String,
+        /// The folder to work in (default: the current folder).
+        #[arg(long, short = 'C', value_name = "FOLDER", default_value = ".")]
+        folder: std::path::PathBuf,
+        /// The model, as provider/model (default: `model` from the configuration, else a
+        /// local server found running).
+        #[arg(long)]
+        model: Option<String>,
+        /// Allow every tool call the permissions would ask about (explicit denies stay).
+        #[arg(long)]
+        yes: bool,
+        /// Print the agent's events as JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// Model requests at most.
+        #[arg(long, value_name = "N")]
+        max_turns: Option<u32>,
+    },
+    /// List configured and reachable models, with context size and price.
+    Models {
+        /// Update prices and limits from models.dev first (a network request).
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Store an API key for a provider (read from standard input; kept 0600 in tack's data
+    /// folder, never logged).
+    Auth {
+        #[command(subcommand)]
+        action: AuthAction,
+    },
+    /// The agent's changes in this folder's latest session: list, show N, diff N.
+    Snapshots {
+        #[command(subcommand)]
+        action: Option<SnapshotsAction>,
+    },
+    /// Undo the last agent change (or change N and every later one) in this folder.
+    Undo { n: Option<u32> },
+    /// Redo the last undone agent change in this folder.
+    Redo,
     /// Show which language servers were found for which languages, the configuration files
     /// read, and any problems.
     Doctor {
@@ -42,7 +97,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            tracing::error!("{error:#}");
+            tracing::debug!("{error:#}");
             eprintln!("tack: {error:#}");
             ExitCode::FAILURE
         }
@@ -58,6 +113,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let sources = tack::config::ConfigSources::from_env(Some(folder.clone()), None);
         let report = tack::doctor::report(&folder, &sources);
         write_stdout(&report.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(result) = run_snapshot_command(&cli.command) {
+        write_stdout(&result?)?;
         return Ok(ExitCode::SUCCESS);
     }
     // One editor session is one event loop: a single thread avoids a cross-thread wake-up
@@ -88,8 +147,98 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(tack::proxy::listen::serve_listener(address))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor { .. } => Ok(ExitCode::SUCCESS),
+        Command::Run {
+            task,
+            folder,
+            model,
+            yes,
+            json,
+            max_turns,
+        } => {
+            let options = tack::run::RunOptions {
+                task,
+                folder,
+                model,
+                yes,
+                json,
+                max_turns,
+            };
+            let code = runtime.block_on(tack::run::run(options))?;
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            Ok(ExitCode::from(code))
+        }
+        Command::Models { refresh } => {
+            let registry = providers_registry()?;
+            let client = tack::providers::ModelClient::default();
+            let text = runtime.block_on(tack::providers::cli::models_command(
+                &registry, &client, refresh,
+            ))?;
+            write_stdout(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Auth {
+            action: AuthAction::Login { provider },
+        } => {
+            let registry = providers_registry()?;
+            eprint!("API key for {provider} (input is read from standard input): ");
+            let mut key = String::new();
+            std::io::stdin()
+                .read_line(&mut key)
+                .context("cannot read the key")?;
+            let text = tack::providers::cli::auth_login(&registry, &provider, key.trim())?;
+            write_stdout(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { .. }
+        | Command::Snapshots { .. }
+        | Command::Undo { .. }
+        | Command::Redo => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The provider registry from this folder's configuration.
+fn providers_registry() -> anyhow::Result<tack::providers::registry::Registry> {
+    let folder = std::env::current_dir().context("cannot read the current folder")?;
+    let loaded =
+        tack::config::Config::load(&tack::config::ConfigSources::from_env(Some(folder), None));
+    for warning in &loaded.warnings {
+        eprintln!("tack: {warning}");
+    }
+    let (config, warnings) = tack::providers::ProvidersConfig::from_toml(
+        loaded.config.section("model").and_then(toml::Value::as_str),
+        loaded
+            .config
+            .section("providers")
+            .and_then(toml::Value::as_table),
+    );
+    let (registry, more) = tack::providers::registry::Registry::for_user(config);
+    for warning in warnings.iter().chain(&more) {
+        eprintln!("tack: {warning}");
+    }
+    Ok(registry)
+}
+
+/// `tack snapshots`, `tack undo`, `tack redo` on the current folder; `None` for other commands.
+fn run_snapshot_command(command: &Command) -> Option<anyhow::Result<String>> {
+    let open = || -> anyhow::Result<tack::snapshots::SnapshotStore> {
+        let folder = std::env::current_dir().context("cannot read the current folder")?;
+        let data = tack::snapshots::default_data_dir()?;
+        Ok(tack::snapshots::SnapshotStore::open(&data, &folder)?)
+    };
+    use tack::snapshots::cli;
+    let result = match command {
+        Command::Snapshots { action } => open().and_then(|store| {
+            Ok(match action {
+                None | Some(SnapshotsAction::List) => cli::list(&store)?,
+                Some(SnapshotsAction::Show { n }) => cli::show(&store, *n)?,
+                Some(SnapshotsAction::Diff { n }) => cli::diff(&store, *n)?,
+            })
+        }),
+        Command::Undo { n } => open().and_then(|store| Ok(cli::undo(&store, *n)?)),
+        Command::Redo => open().and_then(|store| Ok(cli::redo(&store)?)),
+        _ => return None,
+    };
+    Some(result)
 }
 
 /// Writes a command's report to stdout (never used by `tack lsp`, whose stdout is the protocol).

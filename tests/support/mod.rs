@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod fake_model;
 
 pub use client::TestClient;
 

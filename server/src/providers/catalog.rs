@@ -321,8 +321,14 @@ impl RawProvider {
         if let Some(env) = self.api_key_env {
             entry.api_key_env = env;
         }
-        if let Some(local) = self.local {
-            entry.local = local;
+        match self.local {
+            Some(local) => entry.local = local,
+            // A provider the user adds at a loopback address is a local server: no key is
+            // required (one is still sent when `api_key_env` names a variable that is set).
+            None if base.is_none() => {
+                entry.local = super::discovery::is_loopback_url(&entry.base_url);
+            }
+            None => {}
         }
         entry.headers.extend(self.headers);
         if let Some(field) = self.max_tokens_field {

@@ -1,0 +1,107 @@
+//! `tack run` through the real binary: the scripted model over the OpenAI chat wire, the fake
+//! language server behind the proxy, real snapshots, then `tack undo`.
+
+use crate::support::fake_model::{Answer, FakeModelServer, FakeToolCall, openai_chat};
+use crate::support::{Workspace, fake_lsp_path, tack_path};
+use serde_json::{Value, json};
+use std::process::Command;
+
+fn tool(id: &str, name: &str, args: Value) -> Answer {
+    Answer::default().with_tool_call(FakeToolCall::new(id, name, &[&args.to_string()]))
+}
+
+fn tack(workspace: &Workspace, args: &[&str]) -> std::process::Output {
+    let home = workspace.path(".home").display().to_string();
+    Command::new(tack_path())
+        .args(args)
+        .current_dir(workspace.root())
+        .env("XDG_CONFIG_HOME", &home)
+        .env("XDG_DATA_HOME", &home)
+        .env("XDG_STATE_HOME", &home)
+        .env("TACK_LOG", "warn")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap()
+}
+
+// Multi-threaded: the blocking `tack` runs must not stall the fake model server's task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_sees_the_error_its_edit_caused_fixes_it_and_undo_restores_the_file() {
+    let model = FakeModelServer::start().await.unwrap();
+    let workspace = Workspace::new();
+    workspace.write(
+        "tack.toml",
+        &format!(
+            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n\n\
+             [languages.fake]\nextensions = [\"fk\"]\n\n[servers.alpha]\ncommand = {:?}\nargs = [\"--name\", \"alpha\"]\nlanguages = [\"fake\"]\n",
+            model.url(),
+            fake_lsp_path().display().to_string()
+        ),
+    );
+    workspace.write("main.fk", "value = 1\n");
+    model.push(openai_chat::stream(&tool(
+        "c1",
+        "edit",
+        json!({ "path": "main.fk", "old": "value = 1", "new": "value = ERROR: missing operand" }),
+    )));
+    model.push(openai_chat::stream(&tool(
+        "c2",
+        "edit",
+        json!({ "path": "main.fk", "old": "ERROR: missing operand", "new": "2" }),
+    )));
+    model.push(openai_chat::stream(&Answer::text(&["Fixed."])));
+
+    let run = tack(&workspace, &["run", "--yes", "change the value"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(workspace.read("main.fk"), "value = 2\n");
+    assert!(stdout.contains("Fixed."), "{stdout}");
+
+    // The request after the breaking edit carried the language server's error text.
+    let requests = model.requests();
+    assert_eq!(requests.len(), 3, "{stderr}");
+    let second = requests[1].json().to_string();
+    assert!(second.contains("missing operand"), "{second}");
+    assert!(second.contains("introduced"), "{second}");
+
+    // Undo the fix, then the breaking edit: the file is back as it was.
+    let undo = tack(&workspace, &["undo"]);
+    assert!(
+        undo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert_eq!(
+        workspace.read("main.fk"),
+        "value = ERROR: missing operand\n"
+    );
+    let undo = tack(&workspace, &["undo"]);
+    assert!(
+        undo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert_eq!(workspace.read("main.fk"), "value = 1\n");
+}
+
+#[test]
+fn without_a_model_run_says_exactly_what_to_set() {
+    let workspace = Workspace::new();
+    workspace.write("main.c", "int main(void) { return 0; }\n");
+    let run = tack(&workspace, &["run", "say hi"]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    for needle in [
+        "--model",
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "11434",
+        "1234",
+        "8080",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
+    }
+    assert!(run.stdout.is_empty());
+}
