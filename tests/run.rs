@@ -105,3 +105,59 @@ fn without_a_model_run_says_exactly_what_to_set() {
     }
     assert!(run.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_real_clangd_feeds_the_compiler_error_back_and_undo_restores() {
+    let clangd = crate::e2e::tool("clangd");
+    let model = FakeModelServer::start().await.unwrap();
+    let workspace = Workspace::new();
+    workspace.write(
+        "tack.toml",
+        &format!(
+            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n\n\
+             [servers.clangd]\ncommand = {:?}\n",
+            model.url(),
+            clangd.display().to_string()
+        ),
+    );
+    let original =
+        "int add(int a, int b) { return a + b; }\nint main(void) { return add(1, 2); }\n";
+    workspace.write("main.c", original);
+    model.push(openai_chat::stream(&tool(
+        "c1",
+        "edit",
+        json!({ "path": "main.c", "old": "return a + b;", "new": "return a + c;" }),
+    )));
+    model.push(openai_chat::stream(&tool(
+        "c2",
+        "edit",
+        json!({ "path": "main.c", "old": "return a + c;", "new": "return a + b + 0;" }),
+    )));
+    model.push(openai_chat::stream(&Answer::text(&["Done."])));
+
+    let run = tack(&workspace, &["run", "--yes", "touch add"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 3, "{stdout}\n{stderr}");
+    // clangd's own words for the error the first edit caused reached the model.
+    let second = requests[1].json().to_string();
+    assert!(
+        second.contains("undeclared identifier"),
+        "the request after the breaking edit lacks clangd's error:\n{second}"
+    );
+    let third = requests[2].json().to_string();
+    assert!(third.contains("fixed"), "{third}");
+    assert!(workspace.read("main.c").contains("return a + b + 0;"));
+
+    for _ in 0..2 {
+        let undo = tack(&workspace, &["undo"]);
+        assert!(
+            undo.status.success(),
+            "{}",
+            String::from_utf8_lossy(&undo.stderr)
+        );
+    }
+    assert_eq!(workspace.read("main.c"), original);
+}
