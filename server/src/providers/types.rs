@@ -305,6 +305,13 @@ mod tests {
             serde_json::json!({"type": "text", "value": "hi"})
         );
         assert_eq!(serde_json::from_value::<Message>(json).unwrap(), message);
+        let done = StreamEvent::Completed(Completion {
+            stop_reason: StopReason::EndTurn,
+            usage: Some(Usage::default()),
+            raw_usage: serde_json::Value::Null,
+            cost: None,
+        });
+        assert_eq!(serde_json::to_value(&done).unwrap()["type"], "completed");
     }
 
     #[test]
