@@ -53,6 +53,9 @@ pub(crate) fn build_request(target: &RequestTarget<'_>, request: &ChatRequest) -
                         json!({ "type": "thinking", "thinking": text, "signature": signature }),
                     );
                 }
+                ContentPart::RedactedThinking { data } if message.role == Role::Assistant => {
+                    blocks.push(json!({ "type": "redacted_thinking", "data": data }));
+                }
                 ContentPart::ToolCall(call) => {
                     let input = call.parsed_arguments().unwrap_or_else(|_| json!({}));
                     blocks.push(json!({
@@ -194,6 +197,13 @@ impl StreamDecoder for Decoder {
                     }),
                     Some("text") => push_text(out, &block["text"]),
                     Some("thinking") => push_thinking(out, &block["thinking"]),
+                    Some("redacted_thinking") => {
+                        if let Some(data) = block["data"].as_str() {
+                            out.push(StreamEvent::RedactedThinking {
+                                data: data.to_owned(),
+                            });
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -387,6 +397,41 @@ mod tests {
         assert_eq!(user[0]["type"], "tool_result", "tool results come first");
         assert_eq!(user[0]["is_error"], true);
         assert_eq!(user[1]["cache_control"]["type"], "ephemeral");
+    }
+
+    #[test]
+    fn redacted_thinking_is_kept_and_sent_back() {
+        let mut decoder = Decoder::default();
+        let mut out = Vec::new();
+        let data = r#"{"type":"content_block_start","index":0,"content_block":{"type":"redacted_thinking","data":"EmwKAhgBEgy3va3pzix"}}"#;
+        decoder
+            .decode(
+                &Frame {
+                    event: "content_block_start".into(),
+                    data: data.into(),
+                },
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![StreamEvent::RedactedThinking {
+                data: "EmwKAhgBEgy3va3pzix".into()
+            }]
+        );
+        let mut response = crate::providers::types::ModelResponse::default();
+        response.absorb(out.remove(0));
+        response.absorb(StreamEvent::TextDelta { text: "ok".into() });
+        let request = ChatRequest {
+            messages: vec![response.to_message()],
+            ..ChatRequest::default()
+        };
+        let body = build_request(&target(), &request).body;
+        assert_eq!(
+            body["messages"][0]["content"][0],
+            json!({"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"})
+        );
+        assert_eq!(body["messages"][0]["content"][1]["text"], "ok");
     }
 
     #[test]

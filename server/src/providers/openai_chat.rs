@@ -35,7 +35,9 @@ pub(crate) fn build_request(target: &RequestTarget<'_>, request: &ChatRequest) -
                             "content": result.content,
                         })),
                         ContentPart::Text(t) => text.push_str(t),
-                        ContentPart::Thinking { .. } | ContentPart::ToolCall(_) => {}
+                        ContentPart::Thinking { .. }
+                        | ContentPart::RedactedThinking { .. }
+                        | ContentPart::ToolCall(_) => {}
                     }
                 }
                 if !text.is_empty() {

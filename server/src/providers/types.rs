@@ -65,15 +65,22 @@ impl Message {
     }
 }
 
+/// One part of a message. Serialized as `{"type": "text", "value": …}` and so on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum ContentPart {
     Text(String),
     /// Visible reasoning. `signature` is the provider's opaque token that must be sent back
-    /// unchanged with the block in later turns (Anthropic).
+    /// unchanged with the block in later turns (Anthropic; Gemini's carries a `gemini:`
+    /// prefix).
     Thinking {
         text: String,
         signature: Option<String>,
+    },
+    /// Reasoning the provider returned encrypted (Anthropic `redacted_thinking`); sent back
+    /// unchanged, never shown.
+    RedactedThinking {
+        data: String,
     },
     ToolCall(ToolCall),
     ToolResult(ToolResult),
@@ -125,9 +132,14 @@ pub enum StreamEvent {
     ThinkingDelta {
         text: String,
     },
-    /// The opaque signature closing a thinking block (Anthropic).
+    /// The opaque signature closing a thinking block (Anthropic), or Gemini's thought
+    /// signature.
     ThinkingSignature {
         signature: String,
+    },
+    /// An encrypted reasoning block to send back with the next turn.
+    RedactedThinking {
+        data: String,
     },
     /// A tool call begins. `index` identifies it among this answer's calls.
     ToolCallStarted {
@@ -204,6 +216,7 @@ pub struct ModelResponse {
     pub text: String,
     pub thinking: String,
     pub thinking_signature: Option<String>,
+    pub redacted_thinking: Vec<String>,
     pub tool_calls: Vec<ToolCall>,
     pub completion: Option<Completion>,
 }
@@ -217,6 +230,7 @@ impl ModelResponse {
             StreamEvent::ThinkingSignature { signature } => {
                 self.thinking_signature = Some(signature)
             }
+            StreamEvent::RedactedThinking { data } => self.redacted_thinking.push(data),
             StreamEvent::ToolCallStarted { .. } | StreamEvent::ToolCallArgumentsDelta { .. } => {}
             StreamEvent::ToolCallReady { call, .. } => self.tool_calls.push(call),
             StreamEvent::Completed(completion) => self.completion = Some(completion),
@@ -232,6 +246,11 @@ impl ModelResponse {
                 signature: self.thinking_signature.clone(),
             });
         }
+        content.extend(
+            self.redacted_thinking
+                .iter()
+                .map(|data| ContentPart::RedactedThinking { data: data.clone() }),
+        );
         if !self.text.is_empty() {
             content.push(ContentPart::Text(self.text.clone()));
         }
@@ -261,6 +280,38 @@ mod tests {
             ..call
         };
         assert!(bad.parsed_arguments().is_err());
+    }
+
+    #[test]
+    fn messages_serialize_for_the_ledger_and_back() {
+        let message = Message {
+            role: Role::Assistant,
+            content: vec![
+                ContentPart::Text("hi".into()),
+                ContentPart::Thinking {
+                    text: "t".into(),
+                    signature: None,
+                },
+                ContentPart::ToolCall(ToolCall {
+                    id: "c".into(),
+                    name: "n".into(),
+                    arguments: "{}".into(),
+                }),
+            ],
+        };
+        let json = serde_json::to_value(&message).unwrap();
+        assert_eq!(
+            json["content"][0],
+            serde_json::json!({"type": "text", "value": "hi"})
+        );
+        assert_eq!(serde_json::from_value::<Message>(json).unwrap(), message);
+        let done = StreamEvent::Completed(Completion {
+            stop_reason: StopReason::EndTurn,
+            usage: Some(Usage::default()),
+            raw_usage: serde_json::Value::Null,
+            cost: None,
+        });
+        assert_eq!(serde_json::to_value(&done).unwrap()["type"], "completed");
     }
 
     #[test]
