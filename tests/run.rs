@@ -161,3 +161,34 @@ async fn a_run_over_real_clangd_feeds_the_compiler_error_back_and_undo_restores(
     }
     assert_eq!(workspace.read("main.c"), original);
 }
+
+#[test]
+fn doctor_shows_providers_and_whether_a_key_is_set_but_never_the_key() {
+    let workspace = Workspace::new();
+    workspace.write("main.c", "int main(void) { return 0; }\n");
+    let home = workspace.path(".home").display().to_string();
+    let out = Command::new(tack_path())
+        .arg("doctor")
+        .current_dir(workspace.root())
+        .env("XDG_CONFIG_HOME", &home)
+        .env("XDG_DATA_HOME", &home)
+        .env("ANTHROPIC_API_KEY", "sk-ant-do-not-print-me")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("providers:"), "{stdout}");
+    let anthropic = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("anthropic"))
+        .unwrap();
+    assert!(anthropic.contains("key set"), "{anthropic}");
+    let openai = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("openai "))
+        .unwrap();
+    assert!(openai.contains("key missing"), "{openai}");
+    assert!(!stdout.contains("do-not-print-me") && !stderr.contains("do-not-print-me"));
+}

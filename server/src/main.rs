@@ -112,7 +112,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         };
         let sources = tack::config::ConfigSources::from_env(Some(folder.clone()), None);
         let report = tack::doctor::report(&folder, &sources);
-        write_stdout(&report.to_string())?;
+        // Providers: configured, key present (never the key), local servers reachable.
+        // Remote providers are not contacted.
+        let registry = providers_registry()?;
+        let client = tack::providers::ModelClient::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("could not start the async runtime")?;
+        let local = runtime.block_on(tack::providers::discovery::discover(
+            &client,
+            &tack::providers::discovery::probe_targets(registry.catalog()),
+        ));
+        let statuses = tack::providers::cli::provider_statuses(&registry, &local);
+        write_stdout(&format!(
+            "{report}\n{}",
+            tack::providers::cli::render_doctor(&statuses)
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(result) = run_snapshot_command(&cli.command) {
