@@ -15,6 +15,9 @@
 //!
 //! Run: `cargo bench --bench agent -- [--repetitions N]`.
 
+// A benchmark program: its report goes to stdout.
+#![allow(clippy::print_stdout)]
+
 #[path = "../support/fake_model.rs"]
 mod fake_model;
 
@@ -454,10 +457,7 @@ async fn relay_one(
             let mut seen = Vec::new();
             let mut buffer = [0u8; 16384];
             let mut stamped = false;
-            loop {
-                let Ok(read) = client_read.read(&mut buffer).await else {
-                    break;
-                };
+            while let Ok(read) = client_read.read(&mut buffer).await {
                 if read == 0 {
                     break;
                 }
@@ -479,10 +479,7 @@ async fn relay_one(
     let download = async move {
         let mut tail = Vec::new();
         let mut buffer = [0u8; 16384];
-        loop {
-            let Ok(read) = server_read.read(&mut buffer).await else {
-                break;
-            };
+        while let Ok(read) = server_read.read(&mut buffer).await {
             if read == 0 {
                 break;
             }
