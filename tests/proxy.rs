@@ -68,6 +68,19 @@ fn position(line: u32, character: u32) -> Value {
     json!({ "line": line, "character": character })
 }
 
+/// `textDocument/hover` at the start of a file.
+async fn hover_at_start(
+    client: &TestClient,
+    path: &std::path::Path,
+) -> Result<Value, tack::jsonrpc::ResponseError> {
+    client
+        .request(
+            "textDocument/hover",
+            json!({ "textDocument": { "uri": file_uri(path) }, "position": position(0, 0) }),
+        )
+        .await
+}
+
 fn assert_clean_protocol(client: &TestClient) {
     assert!(
         client.protocol_violations().is_empty(),
@@ -498,12 +511,7 @@ async fn a_server_that_keeps_crashing_is_given_up_with_a_message() {
     // tack itself keeps serving.
     let path = workspace.path("main.fk");
     client.did_open(&path, "fake", "x\n");
-    let hover = client
-        .request(
-            "textDocument/hover",
-            json!({ "textDocument": { "uri": file_uri(&path) }, "position": position(0, 0) }),
-        )
-        .await;
+    let hover = hover_at_start(&client, &path).await;
     assert_eq!(hover, Ok(Value::Null));
     client.shutdown_and_exit().await;
 }
@@ -529,13 +537,7 @@ async fn malformed_editor_input_gets_errors_and_the_session_goes_on() {
     // And the session still works.
     let path = workspace.path("main.fk");
     client.did_open(&path, "fake", "x\n");
-    let hover = client
-        .request(
-            "textDocument/hover",
-            json!({ "textDocument": { "uri": file_uri(&path) }, "position": position(0, 0) }),
-        )
-        .await
-        .unwrap();
+    let hover = hover_at_start(&client, &path).await.unwrap();
     assert!(
         hover["contents"]["value"]
             .as_str()

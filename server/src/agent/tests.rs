@@ -17,6 +17,7 @@ use super::*;
 use crate::providers::fake_model::{
     self, Answer, End, FakeModelServer, FakeToolCall, FakeUsage, Reply,
 };
+use crate::providers::tests::{resolved as model_for, stream_reply as stream_for};
 use crate::providers::{
     ApiKey, Catalog, ClientSettings, ModelClient, ProviderTuning, ResolvedModel, RetryPolicy,
     WireApi,
@@ -871,39 +872,6 @@ async fn a_failed_model_call_ends_the_turn_with_an_error() {
     ));
     let (outcome, _) = h.finish().await;
     assert_eq!(outcome.last_end, Some(TurnEnd::Failed));
-}
-
-/// The catalog provider speaking `api`, pointed at the fake server.
-fn model_for(api: WireApi, server: &FakeModelServer) -> ResolvedModel {
-    let (provider, model, path) = match api {
-        WireApi::OpenAiChat => ("openai", fake_model::openai_chat::MODEL, "/v1"),
-        WireApi::OpenAiResponses => (
-            "openai-responses",
-            fake_model::openai_responses::MODEL,
-            "/v1",
-        ),
-        WireApi::Anthropic => ("anthropic", fake_model::anthropic::MODEL, ""),
-        WireApi::Gemini => ("gemini", fake_model::gemini::MODEL, "/v1beta"),
-        WireApi::Ollama => ("ollama", fake_model::ollama::MODEL, ""),
-    };
-    let mut entry = Catalog::builtin().get(provider).cloned().unwrap();
-    entry.base_url = format!("{}{path}", server.url());
-    ResolvedModel {
-        info: entry.model(model).cloned(),
-        provider: entry,
-        model: model.to_owned(),
-        tuning: ProviderTuning::default(),
-    }
-}
-
-fn stream_for(api: WireApi, answer: &Answer) -> Reply {
-    match api {
-        WireApi::OpenAiChat => fake_model::openai_chat::stream(answer),
-        WireApi::OpenAiResponses => fake_model::openai_responses::stream(answer),
-        WireApi::Anthropic => fake_model::anthropic::stream(answer),
-        WireApi::Gemini => fake_model::gemini::stream(answer),
-        WireApi::Ollama => fake_model::ollama::stream(answer),
-    }
 }
 
 #[tokio::test]

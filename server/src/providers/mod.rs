@@ -48,7 +48,7 @@ pub mod wire;
 pub(crate) mod fake_model;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use auth::{ApiKey, CredentialStore, KeySource};
 pub use catalog::{AuthScheme, Catalog, ModelInfo, Price, ProviderEntry, WireApi};

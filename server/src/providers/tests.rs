@@ -30,7 +30,7 @@ fn settings() -> ClientSettings {
 }
 
 /// The catalog provider that speaks `api`, pointed at the fake server.
-fn resolved(api: WireApi, server: &FakeModelServer) -> ResolvedModel {
+pub(crate) fn resolved(api: WireApi, server: &FakeModelServer) -> ResolvedModel {
     let (provider, model, path) = match api {
         WireApi::OpenAiChat => ("openai", fake_model::openai_chat::MODEL, "/v1"),
         WireApi::OpenAiResponses => (
@@ -52,7 +52,7 @@ fn resolved(api: WireApi, server: &FakeModelServer) -> ResolvedModel {
     }
 }
 
-fn stream_reply(api: WireApi, answer: &Answer) -> Reply {
+pub(crate) fn stream_reply(api: WireApi, answer: &Answer) -> Reply {
     match api {
         WireApi::OpenAiChat => fake_model::openai_chat::stream(answer),
         WireApi::OpenAiResponses => fake_model::openai_responses::stream(answer),

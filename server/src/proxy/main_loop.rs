@@ -291,15 +291,19 @@ impl Proxy {
 
     /// Child states change in many handlers; the routing view is refreshed after any event
     /// that changed one.
+    /// Runs after every event, so the unchanged case compares in place without allocating.
     fn publish_routing_if_changed(&mut self) {
-        let states: Vec<(ServerId, ChildState)> = self
-            .children
-            .values()
-            .map(|c| (c.id.clone(), c.state))
-            .collect();
-        if states != self.last_published_states {
+        let unchanged = self.children.values().map(|c| (&c.id, c.state)).eq(self
+            .last_published_states
+            .iter()
+            .map(|(id, state)| (id, *state)));
+        if !unchanged {
             self.publish_routing();
-            self.last_published_states = states;
+            self.last_published_states = self
+                .children
+                .values()
+                .map(|c| (c.id.clone(), c.state))
+                .collect();
         }
     }
 

@@ -127,15 +127,12 @@ impl Tool for Grep {
                         }),
                     );
                 }
-                let mut out = if hits.is_empty() {
-                    "No matches.".to_owned()
-                } else {
-                    hits.join("\n")
-                };
-                if more > 0 {
-                    out.push_str(&format!("\n… {more} more matches; narrow the search"));
-                }
-                Ok(ToolOutput::Text(out))
+                Ok(ToolOutput::Text(super::capped_listing(
+                    &hits,
+                    more,
+                    "No matches.",
+                    "more matches; narrow the search",
+                )))
             })
             .await
             .map_err(|error| ToolError::Failed(format!("grep stopped: {error}")))?

@@ -107,15 +107,12 @@ impl Tool for List {
                     }
                     entries.push(shown);
                 }
-                let mut out = if entries.is_empty() {
-                    "No entries.".to_owned()
-                } else {
-                    entries.join("\n")
-                };
-                if more > 0 {
-                    out.push_str(&format!("\n… {more} more; narrow the pattern"));
-                }
-                Ok(ToolOutput::Text(out))
+                Ok(ToolOutput::Text(super::capped_listing(
+                    &entries,
+                    more,
+                    "No entries.",
+                    "more; narrow the pattern",
+                )))
             })
             .await
             .map_err(|error| ToolError::Failed(format!("list stopped: {error}")))?

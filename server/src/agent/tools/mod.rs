@@ -217,6 +217,25 @@ pub(crate) fn parse_args<T: DeserializeOwned>(args: &Value) -> Result<T, ToolErr
 }
 
 /// An object schema with these properties, `required` listing the mandatory ones.
+/// A tool's list answer: the lines, or `empty` when there are none, and a closing line saying
+/// how many more were left out (`… {more} {more_note}`).
+pub(crate) fn capped_listing(
+    lines: &[String],
+    more: usize,
+    empty: &str,
+    more_note: &str,
+) -> String {
+    let mut out = if lines.is_empty() {
+        empty.to_owned()
+    } else {
+        lines.join("\n")
+    };
+    if more > 0 {
+        out.push_str(&format!("\n… {more} {more_note}"));
+    }
+    out
+}
+
 pub(crate) fn object_schema(properties: Value, required: &[&str]) -> Value {
     serde_json::json!({
         "type": "object",
