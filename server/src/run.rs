@@ -85,10 +85,21 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
         eprintln_line(&format!("tack: {warning}"));
     }
     let client = ModelClient::default();
-    let local = discover(&client, &probe_targets(registry.catalog())).await;
-    let model_name = options
+    // Local servers are probed only when they can matter: no model named, or `local/…`.
+    let named = options
         .model
         .clone()
+        .or_else(|| registry.default_model(&[]));
+    let local = match &named {
+        Some(name)
+            if name.split_once('/').map(|(provider, _)| provider)
+                != Some(crate::providers::registry::LOCAL_PREFIX) =>
+        {
+            Vec::new()
+        }
+        _ => discover(&client, &probe_targets(registry.catalog())).await,
+    };
+    let model_name = named
         .or_else(|| registry.default_model(&local))
         .ok_or(RunError::NoModel)?;
     let model = registry
