@@ -9,3 +9,4 @@ mod headless;
 mod proxy;
 mod run;
 mod support;
+mod surfaces;

@@ -250,7 +250,11 @@ async fn completion_and_code_actions_are_merged_and_resolve_finds_the_owner() {
         .iter()
         .map(|a| a["title"].as_str().unwrap())
         .collect();
-    assert_eq!(titles, ["alpha fix", "beta fix"]);
+    // The children's actions in server order, then tack's own (the file has an error).
+    assert_eq!(
+        titles,
+        ["alpha fix", "beta fix", "Fix all errors in file with tack"]
+    );
     client.shutdown_and_exit().await;
 }
 

@@ -383,37 +383,66 @@ impl HeadlessFeedback {
     pub fn into_session(self) -> LanguageSession {
         self.session
     }
+}
 
-    fn report(&self, documents: Vec<crate::diagnostics::DocumentFreshness>) -> FeedbackReport {
-        use crate::diagnostics::ServerStatus;
-        let files = documents
-            .into_iter()
-            .filter_map(|document| {
-                let path = url::Url::parse(&document.uri).ok()?.to_file_path().ok()?;
-                Some(FileDiagnostics {
-                    path,
-                    diagnostics: document
-                        .diagnostics
-                        .iter()
-                        .map(feedback_diagnostic)
-                        .collect(),
-                    servers: document
-                        .servers
-                        .into_iter()
-                        .map(|(server, status)| {
-                            let state = match status {
-                                ServerStatus::Answered { .. } => ServerState::Answered,
-                                ServerStatus::Pending => ServerState::Pending,
-                                ServerStatus::Failed { reason } => ServerState::Failed { reason },
-                            };
-                            (server.to_string(), state)
-                        })
-                        .collect(),
-                })
+/// A wait's answer as the agent reads it: per file, the diagnostics and each server's state.
+pub(crate) fn feedback_report(
+    documents: Vec<crate::diagnostics::DocumentFreshness>,
+) -> FeedbackReport {
+    use crate::diagnostics::ServerStatus;
+    let files = documents
+        .into_iter()
+        .filter_map(|document| {
+            let path = url::Url::parse(&document.uri).ok()?.to_file_path().ok()?;
+            Some(FileDiagnostics {
+                path,
+                diagnostics: document
+                    .diagnostics
+                    .iter()
+                    .map(feedback_diagnostic)
+                    .collect(),
+                servers: document
+                    .servers
+                    .into_iter()
+                    .map(|(server, status)| {
+                        let state = match status {
+                            ServerStatus::Answered { .. } => ServerState::Answered,
+                            ServerStatus::Pending => ServerState::Pending,
+                            ServerStatus::Failed { reason } => ServerState::Failed { reason },
+                        };
+                        (server.to_string(), state)
+                    })
+                    .collect(),
             })
-            .collect();
-        FeedbackReport { files }
-    }
+        })
+        .collect();
+    FeedbackReport { files }
+}
+
+/// Every diagnostic the servers have published so far, without waiting.
+pub(crate) fn known_report(proxy: &ProxyHandle) -> FeedbackReport {
+    let diagnostics = &proxy.diagnostics;
+    let files = diagnostics
+        .uris()
+        .into_iter()
+        .filter_map(|uri| {
+            let path = url::Url::parse(&uri).ok()?.to_file_path().ok()?;
+            Some(FileDiagnostics {
+                diagnostics: diagnostics
+                    .merged(&uri)
+                    .iter()
+                    .map(feedback_diagnostic)
+                    .collect(),
+                servers: proxy
+                    .servers_for(&path)
+                    .into_iter()
+                    .map(|s| (s.to_string(), ServerState::Answered))
+                    .collect(),
+                path,
+            })
+        })
+        .collect();
+    FeedbackReport { files }
 }
 
 fn feedback_diagnostic(diagnostic: &crate::diagnostics::Diagnostic) -> FeedbackDiagnostic {
@@ -484,35 +513,12 @@ impl LanguageFeedback for HeadlessFeedback {
             let report = diagnostics
                 .wait_fresh_since(mark, &wanted, Instant::from_std(deadline))
                 .await;
-            self.report(report.documents)
+            feedback_report(report.documents)
         })
     }
 
     fn known_diagnostics(&self) -> FeedbackReport {
-        let diagnostics = &self.session.proxy.diagnostics;
-        let files = diagnostics
-            .uris()
-            .into_iter()
-            .filter_map(|uri| {
-                let path = url::Url::parse(&uri).ok()?.to_file_path().ok()?;
-                Some(FileDiagnostics {
-                    diagnostics: diagnostics
-                        .merged(&uri)
-                        .iter()
-                        .map(feedback_diagnostic)
-                        .collect(),
-                    servers: self
-                        .session
-                        .proxy
-                        .servers_for(&path)
-                        .into_iter()
-                        .map(|s| (s.to_string(), ServerState::Answered))
-                        .collect(),
-                    path,
-                })
-            })
-            .collect();
-        FeedbackReport { files }
+        known_report(&self.session.proxy)
     }
 
     fn request<'a>(

@@ -16,3 +16,4 @@ pub mod proxy;
 pub mod run;
 pub mod server_id;
 pub mod snapshots;
+pub mod surfaces;

@@ -10,7 +10,7 @@ use crate::config::{Config, ConfigSources};
 use crate::headless::{HeadlessFeedback, LanguageSession};
 use crate::providers::discovery::{discover, probe_targets};
 use crate::providers::registry::Registry;
-use crate::providers::{ModelClient, ProvidersConfig};
+use crate::providers::{ApiKey, ModelClient, ProvidersConfig, ResolvedModel};
 use crate::snapshots::SnapshotStore;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -73,39 +73,10 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
     }
     let config = loaded.config;
 
-    let (providers_config, warnings) = ProvidersConfig::from_toml(
-        config.section("model").and_then(toml::Value::as_str),
-        config.section("providers").and_then(toml::Value::as_table),
-    );
-    for warning in warnings {
-        eprintln_line(&format!("tack: {warning}"));
-    }
-    let (registry, warnings) = Registry::for_user(providers_config);
-    for warning in warnings {
-        eprintln_line(&format!("tack: {warning}"));
-    }
-    let client = ModelClient::default();
-    // Local servers are probed only when they can matter: no model named, or `local/…`.
-    let named = options
-        .model
-        .clone()
-        .or_else(|| registry.default_model(&[]));
-    let local = match &named {
-        Some(name)
-            if name.split_once('/').map(|(provider, _)| provider)
-                != Some(crate::providers::registry::LOCAL_PREFIX) =>
-        {
-            Vec::new()
-        }
-        _ => discover(&client, &probe_targets(registry.catalog())).await,
-    };
-    let model_name = named
-        .or_else(|| registry.default_model(&local))
-        .ok_or(RunError::NoModel)?;
-    let model = registry
-        .resolve(&model_name, &local)
-        .map_err(|e| RunError::Model(e.to_string()))?;
-    let api_key = registry.key_for(&model.provider).map(|(key, _)| key);
+    let (model, api_key, client) = resolve_model(&config, options.model.clone(), |warning| {
+        eprintln_line(&format!("tack: {warning}"))
+    })
+    .await?;
 
     let mut permissions = Permissions::from_config(config.section("permissions"))
         .map_err(|e| RunError::Permissions(e.to_string()))?;
@@ -199,8 +170,48 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
     })
 }
 
+/// The model a session uses: `requested` (`provider/model`), else the configured default,
+/// else a local server found running. Warnings about the provider configuration go to `warn`.
+pub async fn resolve_model(
+    config: &Config,
+    requested: Option<String>,
+    mut warn: impl FnMut(String),
+) -> Result<(ResolvedModel, Option<ApiKey>, ModelClient), RunError> {
+    let (providers_config, warnings) = ProvidersConfig::from_toml(
+        config.section("model").and_then(toml::Value::as_str),
+        config.section("providers").and_then(toml::Value::as_table),
+    );
+    for warning in warnings {
+        warn(warning.to_string());
+    }
+    let (registry, warnings) = Registry::for_user(providers_config);
+    for warning in warnings {
+        warn(warning.to_string());
+    }
+    let client = ModelClient::default();
+    // Local servers are probed only when they can matter: no model named, or `local/…`.
+    let named = requested.or_else(|| registry.default_model(&[]));
+    let local = match &named {
+        Some(name)
+            if name.split_once('/').map(|(provider, _)| provider)
+                != Some(crate::providers::registry::LOCAL_PREFIX) =>
+        {
+            Vec::new()
+        }
+        _ => discover(&client, &probe_targets(registry.catalog())).await,
+    };
+    let model_name = named
+        .or_else(|| registry.default_model(&local))
+        .ok_or(RunError::NoModel)?;
+    let model = registry
+        .resolve(&model_name, &local)
+        .map_err(|e| RunError::Model(e.to_string()))?;
+    let api_key = registry.key_for(&model.provider).map(|(key, _)| key);
+    Ok((model, api_key, client))
+}
+
 /// A session id that sorts by time: `YYYYMMDD-HHMMSS-<pid>`.
-fn session_id() -> String {
+pub fn session_id() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -183,3 +183,125 @@ fn nvim_applies_clangd_quick_fix_through_tack() {
     let run = run_quick_fix_script(&[tack, PathBuf::from("lsp")], &clangd_dir);
     assert_quick_fix_applied(&run);
 }
+
+/// What `fix_with_tack.lua` records.
+#[derive(Debug, Deserialize)]
+struct FixWithTackRun {
+    text_before: Option<String>,
+    diagnostic: Option<String>,
+    first_actions: Vec<String>,
+    proposal_actions: Vec<String>,
+    text_applied: Option<String>,
+    text_undone: Option<String>,
+    progress: Vec<String>,
+    errors: Vec<String>,
+}
+
+const FIX_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/e2e/nvim/fix_with_tack.lua"
+);
+
+/// Real Neovim, tack in front of clangd, the scripted model: "Fix with tack" on clangd's error,
+/// the proposal applied by Neovim through `workspace/applyEdit`, then undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nvim_fixes_with_tack_applies_the_proposal_and_undoes_it() {
+    use crate::support::fake_model::{Answer, FakeModelServer, FakeToolCall, openai_chat};
+    const BROKEN: &str = "int main(void) {\n    int x = 1\n    return x;\n}\n";
+    const REPAIRED: &str = "int main(void) {\n    int x = 1;\n    return x;\n}\n";
+    let model = FakeModelServer::start().await.unwrap();
+    let edit = serde_json::json!({ "path": "main.c", "old": "int x = 1\n", "new": "int x = 1;\n" });
+    model.push(openai_chat::stream(&Answer::default().with_tool_call(
+        FakeToolCall::new("c1", "edit", &[&edit.to_string()]),
+    )));
+    model.push(openai_chat::stream(&Answer::text(&[
+        "Added the missing semicolon.",
+    ])));
+
+    let nvim = tool("nvim");
+    let clangd_dir = tool("clangd").parent().unwrap().to_path_buf();
+    let scratch = tempfile::tempdir().unwrap();
+    let workspace = scratch.path().join("workspace");
+    std::fs::create_dir(&workspace).unwrap();
+    std::fs::write(workspace.join("main.c"), BROKEN).unwrap();
+    std::fs::write(
+        workspace.join("tack.toml"),
+        format!(
+            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n",
+            model.url()
+        ),
+    )
+    .unwrap();
+    let result_path = scratch.path().join("result.json");
+    let tack = PathBuf::from(env!("CARGO_BIN_EXE_tack"))
+        .display()
+        .to_string();
+    let path = std::env::join_paths(std::iter::once(clangd_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let mut command = Command::new(&nvim);
+    command
+        .args(["--headless", "--clean", "-u", "NONE", "-c"])
+        .arg(format!("luafile {FIX_SCRIPT}"))
+        .current_dir(&workspace)
+        .env("PATH", path)
+        .env(
+            "E2E_SERVER_CMD",
+            serde_json::to_string(&[tack, "lsp".to_owned()]).unwrap(),
+        )
+        .env("E2E_WORKSPACE", &workspace)
+        .env("E2E_RESULT", &result_path)
+        .env("E2E_TIMEOUT_MS", "30000");
+    for (variable, folder) in [
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_CACHE_HOME", "cache"),
+    ] {
+        command.env(variable, scratch.path().join(folder));
+    }
+    let finished =
+        tokio::task::spawn_blocking(move || run_with_limit(&mut command, Duration::from_secs(110)))
+            .await
+            .unwrap();
+    let written = std::fs::read_to_string(&result_path).unwrap_or_else(|error| {
+        panic!(
+            "the script wrote no result ({error}); nvim exited with {}.\nstderr:\n{}",
+            finished.status, finished.stderr
+        )
+    });
+    let run: FixWithTackRun = serde_json::from_str(&written).unwrap();
+    assert!(
+        run.errors.is_empty() && finished.status.success(),
+        "{written}\nnvim stderr:\n{}",
+        finished.stderr
+    );
+    assert_eq!(run.text_before.as_deref(), Some(BROKEN));
+    assert!(
+        run.diagnostic.as_deref().unwrap().contains("Expected ';'"),
+        "{written}"
+    );
+    assert!(
+        run.first_actions.iter().any(|t| t == "Fix with tack"),
+        "{written}"
+    );
+    assert!(
+        run.proposal_actions
+            .iter()
+            .any(|t| t == "Apply tack change: Added the missing semicolon."),
+        "{written}"
+    );
+    assert_eq!(run.text_applied.as_deref(), Some(REPAIRED), "{written}");
+    assert_eq!(run.text_undone.as_deref(), Some(BROKEN), "{written}");
+    assert!(
+        run.progress.first().map(String::as_str) == Some("begin")
+            && run.progress.iter().any(|k| k == "end"),
+        "{written}"
+    );
+    // Neovim owns its buffer; the file on disk was not written by tack.
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("main.c")).unwrap(),
+        BROKEN
+    );
+}

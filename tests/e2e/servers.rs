@@ -244,7 +244,8 @@ async fn clangd_through_tack_answers_exactly_as_clangd_directly() {
         expected.published_after_fix
     );
 
-    // Through tack, every answer is clangd's own: equal as JSON, nothing normalized.
+    // Through tack, every answer is clangd's own: equal as JSON, nothing normalized. tack's
+    // own code actions ("Fix with tack" …) come after clangd's.
     assert_eq!(
         proxied.published, expected.published,
         "diagnostics through tack differ from clangd's"
@@ -253,9 +254,24 @@ async fn clangd_through_tack_answers_exactly_as_clangd_directly() {
         proxied.hover, expected.hover,
         "hover through tack differs from clangd's"
     );
+    let clangd_actions = expected.code_actions.as_array().unwrap();
+    let (from_clangd, from_tack) = proxied
+        .code_actions
+        .as_array()
+        .unwrap()
+        .split_at(clangd_actions.len());
     assert_eq!(
-        proxied.code_actions, expected.code_actions,
+        from_clangd,
+        clangd_actions.as_slice(),
         "code actions through tack differ from clangd's"
+    );
+    assert!(
+        from_tack.iter().any(|a| a["title"] == "Fix with tack")
+            && from_tack.iter().all(|a| a["command"]["command"]
+                .as_str()
+                .unwrap()
+                .starts_with("tack.")),
+        "{from_tack:?}"
     );
     assert_eq!(
         proxied.published_after_fix, expected.published_after_fix,

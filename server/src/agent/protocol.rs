@@ -60,6 +60,24 @@ pub enum TurnEnd {
     Failed,
 }
 
+/// What the user did with a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalDecision {
+    Applied,
+    Rejected,
+    /// Applying failed: the editor refused the edit, or the text changed since.
+    Refused,
+}
+
+/// Which way a restore moved the undo stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreDirection {
+    Undo,
+    Redo,
+}
+
 /// One diagnostic in an event: where, how bad, what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiagnosticLine {
@@ -117,6 +135,38 @@ pub enum AgentEvent {
         paths: Vec<String>,
         change: u32,
         diff: String,
+    },
+    /// In the editor: a mutating tool changed the run's working copy; nothing is on disk
+    /// or in the editor yet (see [`super::DraftSet`]).
+    EditDrafted {
+        paths: Vec<String>,
+        diff: String,
+    },
+    /// In the editor: a run's change set is offered for review (mode `propose`).
+    ProposalShown {
+        proposal: u32,
+        summary: String,
+        files: Vec<String>,
+        hunks: u32,
+    },
+    /// The user's decision on a proposal, or on one hunk of it (`hunk`: 0-based within
+    /// `files[0]`). `change` is the snapshot of what was applied.
+    ProposalDecided {
+        proposal: u32,
+        decision: ProposalDecision,
+        files: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hunk: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Snapshot changes undone or redone from the editor.
+    ChangesRestored {
+        kind: RestoreDirection,
+        changes: Vec<u32>,
+        files: Vec<String>,
     },
     /// What an edit did to the diagnostics of the files it touched.
     DiagnosticsChanged {

@@ -24,6 +24,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::drafts::DraftSet;
 use super::feedback::{DiagnosticsDelta, FeedbackDiagnostic, LanguageFeedback, render_report};
 use super::permissions::{Action, Permissions};
 use super::protocol::{AgentEvent, DecisionSource, Submission, TurnEnd};
@@ -71,6 +72,9 @@ pub struct SessionConfig {
     /// The same failing call this many times stops the turn.
     pub doom_loop_limit: u32,
     pub max_output_tokens: Option<u32>,
+    /// In the editor: edits go into this working copy instead of to disk, and become a
+    /// proposal (or an applied change) when the turn ends. The snapshot is taken then.
+    pub drafts: Option<Arc<DraftSet>>,
 }
 
 impl SessionConfig {
@@ -97,6 +101,7 @@ impl SessionConfig {
             max_turns: 50,
             doom_loop_limit: 3,
             max_output_tokens: None,
+            drafts: None,
         }
     }
 }
@@ -795,6 +800,20 @@ impl Session {
                 self.known.insert(file.path, file.diagnostics);
             }
         }
+        let shown: Vec<String> = paths.iter().map(|p| self.workspace.relative(p)).collect();
+        if let Some(drafts) = &self.config.drafts {
+            for edit in &edits {
+                drafts.record(&edit.path, edit.before.clone(), edit.after.clone());
+            }
+            self.outcome.files_changed.extend(shown.iter().cloned());
+            self.failures.clear();
+            self.emit(AgentEvent::EditDrafted {
+                paths: shown,
+                diff: self.diff(&edits),
+            })
+            .await;
+            return Ok(self.diagnostics_after(&edits, &paths, message).await);
+        }
         self.step += 1;
         let store = self.config.snapshots.clone();
         let session = self.config.snapshot_session.clone();
@@ -807,7 +826,6 @@ impl Session {
         })
         .await
         .map_err(|error| format!("the edit stopped: {error}"))??;
-        let shown: Vec<String> = paths.iter().map(|p| self.workspace.relative(p)).collect();
         self.outcome.changes.push(change);
         self.outcome.files_changed.extend(shown.iter().cloned());
         self.failures.clear();
@@ -817,11 +835,23 @@ impl Session {
             diff: self.diff(&edits),
         })
         .await;
-        for edit in &edits {
+        Ok(self.diagnostics_after(&edits, &paths, message).await)
+    }
+
+    /// Tells the servers of the new texts, waits for their fresh diagnostics, and returns
+    /// the tool result: `message` and what the edit introduced and fixed.
+    async fn diagnostics_after(
+        &mut self,
+        edits: &[FileEdit],
+        paths: &[PathBuf],
+        message: String,
+    ) -> String {
+        let feedback = self.workspace.feedback().clone();
+        for edit in edits {
             feedback.file_changed(&edit.path, &edit.after).await;
         }
         let deadline = Instant::now() + self.config.tool_settings.diagnostics_deadline;
-        let after = feedback.fresh_diagnostics(&paths, deadline).await;
+        let after = feedback.fresh_diagnostics(paths, deadline).await;
         let delta = DiagnosticsDelta::between(&self.known, &after, |p| self.workspace.relative(p));
         for file in &after.files {
             self.known
@@ -834,7 +864,7 @@ impl Session {
             failed_servers: delta.failed_servers.clone(),
         })
         .await;
-        Ok(format!("{message}\n{}", delta.render()))
+        format!("{message}\n{}", delta.render())
     }
 
     fn relative_list(&self, paths: &[PathBuf]) -> String {

@@ -35,6 +35,7 @@ impl Proxy {
         if self
             .diagnostics
             .publish(server, &params.uri, params.version, diagnostics)
+            && !self.is_drafted(&params.uri)
         {
             self.publish_merged(&params.uri, params.version);
         }
@@ -45,7 +46,14 @@ impl Proxy {
     pub(super) fn publish_merged(&mut self, uri: &str, version: Option<i32>) {
         let current = self.documents.get(uri).map(|d| d.version);
         let version = version.filter(|v| Some(*v) == current);
-        let mut params = json!({ "uri": uri, "diagnostics": self.diagnostics.merged_raw(uri) });
+        if self.is_drafted(uri) {
+            // The servers judge the agent's draft; the editor keeps its last set until the
+            // run ends.
+            return;
+        }
+        let mut diagnostics = self.diagnostics.merged_raw(uri);
+        diagnostics.extend(self.proposal_diagnostics(uri));
+        let mut params = json!({ "uri": uri, "diagnostics": diagnostics });
         if let Some(version) = version {
             params["version"] = json!(version);
         }

@@ -101,6 +101,7 @@ impl Proxy {
             waiting: Vec::with_capacity(targets.len()),
             parts: Vec::with_capacity(targets.len()),
             order: targets.clone(),
+            appended: Vec::new(),
         };
         for server in targets {
             let Some(child) = self.children.get_mut(&server) else {
@@ -157,6 +158,11 @@ impl Proxy {
             }
         };
         tracing::trace!(method = %inflight.method, "answered");
+        let response = if inflight.appended.is_empty() {
+            response
+        } else {
+            with_appended(response, inflight.appended)
+        };
         self.respond(response);
     }
 
@@ -283,6 +289,9 @@ impl Proxy {
         let Ok(Params { token }) = notification.params_as::<Params>() else {
             return;
         };
+        if self.cancel_by_token(&token) {
+            return;
+        }
         if let Some(key) = token.as_str()
             && let Some((server, original)) = self.progress_tokens.get(key).cloned()
         {
@@ -309,6 +318,8 @@ impl Proxy {
             return tracing::warn!(%id, "the editor answered a request tack did not send");
         };
         match bound {
+            EditorBound::Surface(purpose) => self.on_surface_answer(purpose, response),
+            EditorBound::Ignored => {}
             EditorBound::FromChild {
                 server,
                 generation,
@@ -352,6 +363,46 @@ impl Proxy {
             params: request.params,
         }));
     }
+}
+
+impl Proxy {
+    /// `textDocument/codeAction`: the children's actions (merged) followed by tack's own.
+    pub(super) fn on_code_action(&mut self, request: Request) {
+        let params = request
+            .params_as::<serde_json::Value>()
+            .unwrap_or(serde_json::Value::Null);
+        let ours = self.tack_code_actions(&params);
+        if ours.is_empty() {
+            return self.forward_editor_request(request);
+        }
+        let language = params["textDocument"]["uri"]
+            .as_str()
+            .and_then(|uri| self.language_for(uri));
+        if self
+            .capable_servers(language.as_deref(), &request.method)
+            .is_empty()
+        {
+            return self.respond_value(request.id, &ours);
+        }
+        let id = request.id.clone();
+        self.forward_editor_request(request);
+        if let Some(inflight) = self.inflight.get_mut(&id) {
+            inflight.appended = ours;
+        }
+    }
+}
+
+/// The children's answer with tack's items after theirs (tack's alone if theirs failed).
+fn with_appended(response: Response, appended: Vec<serde_json::Value>) -> Response {
+    let Some(id) = response.id.clone() else {
+        return response;
+    };
+    let mut items: Vec<serde_json::Value> = match (&response.error, &response.result) {
+        (None, Some(raw)) => serde_json::from_str(raw.get()).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    items.extend(appended);
+    Response::ok_value(id, &items)
 }
 
 #[derive(Deserialize)]

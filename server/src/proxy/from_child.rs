@@ -234,7 +234,10 @@ impl Proxy {
                         server: s,
                         child_id: c,
                         ..
-                    } = bound;
+                    } = bound
+                    else {
+                        return None;
+                    };
                     (s == server && *c == child_id).then(|| editor_id.clone())
                 });
                 if let Some(editor_id) = editor_id {

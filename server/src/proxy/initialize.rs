@@ -252,6 +252,7 @@ impl Proxy {
             .map(|c| (c.id.clone(), c.capabilities.clone()))
             .collect();
         self.merged = capabilities::merge_server_capabilities(&running);
+        crate::surfaces::actions::add_capabilities(&mut self.merged.capabilities);
         for warning in &self.merged.warnings {
             tracing::warn!("{warning}");
         }

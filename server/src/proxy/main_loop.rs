@@ -39,6 +39,8 @@ pub enum Event {
         status: String,
     },
     Timer(Timer),
+    /// From the connection's agent (see `agent_flow`).
+    Surface(super::agent_flow::SurfaceEvent),
 }
 
 #[derive(Debug)]
@@ -79,6 +81,8 @@ pub struct Inflight {
     pub parts: Vec<super::merge::Part>,
     /// Server priority order, for ordering parts.
     pub order: Vec<ServerId>,
+    /// tack's own items, appended to the merged answer (code actions).
+    pub appended: Vec<Value>,
 }
 
 /// A request tack sent to the editor, and what its answer is for.
@@ -89,6 +93,10 @@ pub enum EditorBound {
         generation: u32,
         child_id: RequestId,
     },
+    /// tack's own request (progress, applyEdit, approvals).
+    Surface(super::agent_flow::SurfaceRequest),
+    /// tack's own request whose answer does not matter.
+    Ignored,
 }
 
 pub struct Proxy {
@@ -121,6 +129,8 @@ pub struct Proxy {
     pub(super) pulls_scheduled: HashSet<(ServerId, String)>,
     pub(super) routing: Arc<RwLock<RoutingView>>,
     last_published_states: Vec<(ServerId, ChildState)>,
+    /// The connection's agent, from its first use.
+    pub(super) agent: Option<super::agent_flow::EditorAgent>,
 }
 
 /// What code outside the main loop (the agent) may know of the session: the diagnostics
@@ -201,6 +211,7 @@ impl Proxy {
             pulls_scheduled: HashSet::new(),
             routing: Arc::new(RwLock::new(RoutingView::default())),
             last_published_states: Vec::new(),
+            agent: None,
         }
     }
 
@@ -332,6 +343,12 @@ impl Proxy {
                 }
             }
             Event::Timer(timer) => self.on_timer(timer),
+            Event::Surface(event) => {
+                if self.lifecycle == Lifecycle::Running {
+                    self.on_surface_event(event);
+                }
+                Flow::Continue
+            }
         }
     }
 
@@ -393,6 +410,12 @@ impl Proxy {
             ),
             (_, "shutdown") => self.on_shutdown(request),
             (_, "textDocument/diagnostic") => self.on_pull_diagnostic_request(request),
+            (_, "textDocument/codeAction") => self.on_code_action(request),
+            (_, "workspace/executeCommand") => {
+                if !self.on_tack_command(&request) {
+                    self.forward_editor_request(request);
+                }
+            }
             _ => self.forward_editor_request(request),
         }
     }
@@ -492,6 +515,10 @@ impl Proxy {
     }
 
     pub(super) fn respond(&mut self, response: Response) {
+        let response = match self.answer_agent(response) {
+            Ok(()) => return,
+            Err(response) => response,
+        };
         self.send_to_editor(Message::Response(response));
     }
 

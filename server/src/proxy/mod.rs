@@ -7,8 +7,10 @@
 //! - [`text_sync`], [`diagnostics_flow`]: documents and diagnostics;
 //! - [`forward`], [`from_child`]: everything tack passes through, with ids mapped;
 //! - [`routing`], [`merge`], [`capabilities`]: pure decisions over JSON;
+//! - [`agent_flow`]: the agent in the editor (code actions, commands, proposals, undo);
 //! - [`child`]: one child process; [`listen`]: loopback TCP and Unix socket serving.
 
+mod agent_flow;
 pub mod capabilities;
 pub mod child;
 mod diagnostics_flow;
@@ -22,6 +24,7 @@ pub mod merge;
 pub mod routing;
 mod text_sync;
 
+pub use agent_flow::SurfaceEvent;
 pub use main_loop::{ProxyHandle, SessionEnd};
 
 use crate::jsonrpc;

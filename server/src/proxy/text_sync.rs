@@ -57,7 +57,7 @@ struct DocumentId {
 
 impl Proxy {
     /// The running servers for a document's language.
-    fn running_servers_for(&self, uri: &str) -> Vec<ServerId> {
+    pub(super) fn running_servers_for(&self, uri: &str) -> Vec<ServerId> {
         let Some(language) = self.language_for(uri) else {
             return Vec::new();
         };
@@ -83,6 +83,12 @@ impl Proxy {
             .open(doc.uri, doc.language_id, doc.version, &doc.text);
         if let Some(language) = self.language_for(&uri) {
             self.ensure_language_started(&language);
+        }
+        self.share_buffer(&uri);
+        // The servers may have a draft of it open: the editor's text replaces it.
+        if self.undraft(&uri) {
+            self.resend_full_text(&uri);
+            return;
         }
         for server in self.running_servers_for(&uri) {
             if let Some(child) = self.children.get_mut(&server)
@@ -110,6 +116,10 @@ impl Proxy {
                 false
             }
         };
+        self.share_buffer(&uri);
+        if self.undraft(&uri) {
+            return self.resend_full_text(&uri);
+        }
         let servers = self.running_servers_for(&uri);
         // The whole text is built only when a server asked for full sync: on a large file it
         // would cost more than everything else a keystroke does.
@@ -183,6 +193,11 @@ impl Proxy {
         let uri = params.text_document.uri;
         let servers = self.running_servers_for(&uri);
         self.documents.close(&uri);
+        self.share_buffer(&uri);
+        if self.keep_draft_open(&uri) {
+            // The agent's draft stays open in the servers until its run ends.
+            return;
+        }
         for server in servers {
             if let Some(child) = self.children.get_mut(&server)
                 && child.sync.open_close
@@ -202,6 +217,26 @@ impl Proxy {
             {
                 child.send(Message::Notification(notification.clone()));
             }
+        }
+    }
+
+    /// The editor's whole text of `uri` to every server, replacing what they had (a draft).
+    fn resend_full_text(&mut self, uri: &str) {
+        let Some(document) = self.documents.get(uri) else {
+            return;
+        };
+        let params = json!({
+            "textDocument": { "uri": uri, "version": document.version },
+            "contentChanges": [{ "text": document.text_string() }],
+        });
+        let Ok(notification) = Notification::with_value("textDocument/didChange", &params) else {
+            return;
+        };
+        for server in self.running_servers_for(uri) {
+            if let Some(child) = self.children.get_mut(&server) {
+                child.send(Message::Notification(notification.clone()));
+            }
+            self.schedule_pulls_after_change(&server, uri);
         }
     }
 

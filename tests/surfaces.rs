@@ -1,0 +1,514 @@
+//! The agent in the editor, through the real binary: tack's code actions on a real clangd
+//! diagnostic, a run in the background with `$/progress`, the proposal as code actions with a
+//! versioned edit, apply / undo / redo through `workspace/applyEdit`, instruction comments,
+//! cancel through progress, and a stale proposal refused. The model is the scripted fake.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::e2e::tool;
+use crate::support::fake_model::{Answer, End, FakeModelServer, FakeToolCall, openai_chat};
+use crate::support::{TestClient, Workspace, file_uri, tack_path};
+
+const WAIT: Duration = Duration::from_secs(30);
+const PUBLISH: &str = "textDocument/publishDiagnostics";
+const PROGRESS: &str = "$/progress";
+const TRANSCRIPT: &str = "tack/transcript";
+
+/// A C file clangd flags: `int x = 1` lacks its semicolon.
+const BROKEN: &str = "int main(void) {\n    int x = 1\n    return x;\n}\n";
+const FIXED: &str = "int main(void) {\n    int x = 1;\n    return x;\n}\n";
+
+fn tool_call(id: &str, name: &str, args: Value) -> Answer {
+    Answer::default().with_tool_call(FakeToolCall::new(id, name, &[&args.to_string()]))
+}
+
+/// A workspace with `tack.toml` pointing at the fake model, `main.c`, and the editor session.
+struct Session {
+    workspace: Workspace,
+    model: FakeModelServer,
+    client: TestClient,
+    path: PathBuf,
+    uri: String,
+    /// The client's copy of `main.c`, as an editor's buffer.
+    text: String,
+}
+
+impl Session {
+    async fn start(text: &str) -> Session {
+        let model = FakeModelServer::start().await.unwrap();
+        let workspace = Workspace::new();
+        workspace.write(
+            "tack.toml",
+            &format!(
+                "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n",
+                model.url()
+            ),
+        );
+        let path = workspace.write("main.c", text);
+        let clangd_dir = tool("clangd").parent().unwrap().to_path_buf();
+        let search_path = std::env::join_paths(std::iter::once(clangd_dir).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ))
+        .unwrap()
+        .into_string()
+        .unwrap();
+        let home = workspace.path(".home").display().to_string();
+        let env = [
+            ("PATH", search_path.as_str()),
+            ("XDG_CONFIG_HOME", home.as_str()),
+            ("XDG_DATA_HOME", home.as_str()),
+            ("XDG_STATE_HOME", home.as_str()),
+            ("XDG_CACHE_HOME", home.as_str()),
+            ("TACK_LOG", "debug"),
+        ];
+        let client = TestClient::spawn(&tack_path(), &["lsp"], &workspace.root(), &env);
+        let mut params = TestClient::initialize_params(&workspace.root(), None);
+        params["capabilities"]["experimental"] = json!({ "tack": { "transcript": true } });
+        client.request("initialize", params).await.unwrap();
+        client.notify("initialized", json!({}));
+        let uri = file_uri(&path);
+        client.did_open(&path, "c", text);
+        Session {
+            workspace,
+            model,
+            client,
+            path,
+            uri,
+            text: text.to_owned(),
+        }
+    }
+
+    /// Waits for clangd's diagnostic saying `needle` and returns it.
+    async fn diagnostic(&self, needle: &str) -> Value {
+        let published = self
+            .client
+            .wait_notification(
+                PUBLISH,
+                |p| {
+                    p["uri"] == self.uri
+                        && p["diagnostics"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|d| d["message"].as_str().unwrap().contains(needle))
+                },
+                WAIT,
+            )
+            .await;
+        published["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["message"].as_str().unwrap().contains(needle))
+            .cloned()
+            .unwrap()
+    }
+
+    async fn code_actions(&self, range: Value, diagnostics: Vec<Value>) -> Vec<Value> {
+        self.client
+            .request(
+                "textDocument/codeAction",
+                json!({
+                    "textDocument": { "uri": self.uri },
+                    "range": range,
+                    "context": { "diagnostics": diagnostics, "triggerKind": 1 }
+                }),
+            )
+            .await
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The action titled `title` (or starting with it).
+    async fn action(&self, range: Value, diagnostics: Vec<Value>, title: &str) -> Value {
+        let actions = self.code_actions(range, diagnostics).await;
+        actions
+            .iter()
+            .find(|a| a["title"].as_str().unwrap().starts_with(title))
+            .cloned()
+            .unwrap_or_else(|| {
+                let titles: Vec<&str> =
+                    actions.iter().filter_map(|a| a["title"].as_str()).collect();
+                panic!("no code action {title:?} among {titles:?}")
+            })
+    }
+
+    /// Runs a code action's command the way an editor does.
+    async fn run(&self, action: &Value) -> Value {
+        self.client
+            .request("workspace/executeCommand", action["command"].clone())
+            .await
+            .unwrap_or_else(|e| panic!("{} failed: {e:?}", action["command"]))
+    }
+
+    /// Waits for tack's next `workspace/applyEdit`, applies it to the client's buffer (as an
+    /// editor does), and returns the edit.
+    async fn apply_next_edit(&mut self, seen: usize) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let request = loop {
+            let requests = self.client.server_requests("workspace/applyEdit");
+            if requests.len() > seen {
+                break requests[seen].clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no applyEdit from tack"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let edit = request["edit"].clone();
+        let change = &edit["documentChanges"][0];
+        assert_eq!(change["textDocument"]["uri"], self.uri, "{edit}");
+        self.text = apply_edits(&self.text, change["edits"].as_array().unwrap());
+        self.client.did_change_full(&self.path, &self.text);
+        edit
+    }
+
+    async fn transcript_event(&self, kind: &str) -> Value {
+        self.client
+            .wait_notification(TRANSCRIPT, |p| p["event"]["type"] == kind, WAIT)
+            .await["event"]
+            .clone()
+    }
+}
+
+/// Applies LSP text edits (line/character, UTF-16 = bytes here: ASCII) to `text`.
+fn apply_edits(text: &str, edits: &[Value]) -> String {
+    let offset = |position: &Value| {
+        let line = position["line"].as_u64().unwrap() as usize;
+        let character = position["character"].as_u64().unwrap() as usize;
+        let start: usize = text.split_inclusive('\n').take(line).map(str::len).sum();
+        (start + character).min(text.len())
+    };
+    let mut spans: Vec<(usize, usize, &str)> = edits
+        .iter()
+        .map(|e| {
+            (
+                offset(&e["range"]["start"]),
+                offset(&e["range"]["end"]),
+                e["newText"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    spans.sort_by_key(|(start, _, _)| std::cmp::Reverse(*start));
+    let mut out = text.to_owned();
+    for (start, end, new) in spans {
+        out.replace_range(start..end, new);
+    }
+    out
+}
+
+fn line_range(line: u32) -> Value {
+    json!({ "start": { "line": line, "character": 0 }, "end": { "line": line, "character": 0 } })
+}
+
+/// The scripted model fixes the missing semicolon, then says so.
+fn script_fix(model: &FakeModelServer) {
+    model.push(openai_chat::stream(&tool_call(
+        "c1",
+        "edit",
+        json!({ "path": "main.c", "old": "int x = 1\n", "new": "int x = 1;\n" }),
+    )));
+    model.push(openai_chat::stream(&Answer::text(&[
+        "Added the missing semicolon.",
+    ])));
+}
+
+fn progress_kinds(client: &TestClient, token: &str) -> Vec<String> {
+    client
+        .notifications(PROGRESS)
+        .iter()
+        .filter(|p| p["token"] == token)
+        .map(|p| p["value"]["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fix_with_tack_proposes_a_versioned_edit_that_applies_undoes_and_redoes() {
+    let mut session = Session::start(BROKEN).await;
+    let error = session.diagnostic("Expected ';'").await;
+    script_fix(&session.model);
+
+    // Listing the actions calls no model.
+    let fix = session
+        .action(error["range"].clone(), vec![error.clone()], "Fix with tack")
+        .await;
+    assert!(session.model.requests().is_empty());
+    assert_eq!(fix["kind"], "quickfix");
+    assert_eq!(session.run(&fix).await, Value::Null);
+
+    // The run reports progress under a token tack created, and ends with a proposal.
+    let created = session
+        .client
+        .wait_server_request("window/workDoneProgress/create", WAIT)
+        .await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    session
+        .client
+        .wait_notification(
+            PROGRESS,
+            |p| p["token"] == token.as_str() && p["value"]["kind"] == "end",
+            WAIT,
+        )
+        .await;
+    let kinds = progress_kinds(&session.client, &token);
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("begin"),
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| k == "report"), "{kinds:?}");
+    let shown = session.transcript_event("proposal_shown").await;
+    assert_eq!(shown["files"], json!(["main.c"]));
+    // The drafted edit was checked by clangd before anything reached the editor: the model's
+    // second request carries the fixed diagnostics, the disk and buffer are unchanged.
+    let second = session.model.requests()[1].json();
+    let tool_result = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap()["content"]
+        .to_string();
+    assert!(
+        tool_result.contains("0 error(s) introduced, 1 fixed, 0 error(s) remain"),
+        "{tool_result}"
+    );
+    assert_eq!(session.workspace.read("main.c"), BROKEN);
+    // An information diagnostic marks where the proposal waits.
+    session
+        .client
+        .wait_notification(
+            PUBLISH,
+            |p| {
+                p["uri"] == session.uri
+                    && p["diagnostics"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|d| d["source"] == "tack" && d["severity"] == 3)
+            },
+            WAIT,
+        )
+        .await;
+
+    // Apply: a versioned edit for the version the editor has.
+    let apply = session
+        .action(
+            line_range(1),
+            vec![],
+            "Apply tack change: Added the missing semicolon.",
+        )
+        .await;
+    session.run(&apply).await;
+    let edit = session.apply_next_edit(0).await;
+    assert_eq!(
+        edit["documentChanges"][0]["textDocument"]["version"], 1,
+        "{edit}"
+    );
+    assert_eq!(session.text, FIXED);
+    let decided = session.transcript_event("proposal_decided").await;
+    assert_eq!(decided["decision"], "applied", "{decided}");
+    assert!(decided["change"].is_number(), "{decided}");
+    // clangd agrees with the applied text.
+    session
+        .client
+        .wait_notification(
+            PUBLISH,
+            |p| {
+                p["uri"] == session.uri
+                    && p["version"] == 2
+                    && p["diagnostics"].as_array().unwrap().is_empty()
+            },
+            WAIT,
+        )
+        .await;
+
+    // Undo through applyEdit, then redo.
+    let undo = session
+        .action(line_range(1), vec![], "Undo tack change")
+        .await;
+    session.run(&undo).await;
+    session.apply_next_edit(1).await;
+    assert_eq!(session.text, BROKEN);
+    let undone = session.transcript_event("changes_restored").await;
+    assert_eq!(undone["kind"], "undo");
+    let redo = session
+        .action(line_range(1), vec![], "Redo tack change")
+        .await;
+    session.run(&redo).await;
+    session.apply_next_edit(2).await;
+    assert_eq!(session.text, FIXED);
+    session
+        .client
+        .wait_notification(TRANSCRIPT, |p| p["event"]["kind"] == "redo", WAIT)
+        .await;
+    // The disk was never written by tack: the editor owns its buffers.
+    assert_eq!(session.workspace.read("main.c"), BROKEN);
+    session.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_proposal_is_not_offered_and_is_refused() {
+    let mut session = Session::start(BROKEN).await;
+    let error = session.diagnostic("Expected ';'").await;
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    session.transcript_event("proposal_shown").await;
+
+    // The user types before applying: the proposal no longer matches the buffer.
+    session.text = format!("// note\n{}", session.text);
+    session.client.did_change_full(&session.path, &session.text);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let titles: Vec<String> = session
+        .code_actions(line_range(2), vec![])
+        .await
+        .iter()
+        .map(|a| a["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !titles.iter().any(|t| t.starts_with("Apply tack change")),
+        "{titles:?}"
+    );
+    // Asked anyway (an old menu), tack refuses and says why; nothing is sent to apply.
+    let apply = json!({ "command": { "command": "tack.apply", "arguments": [{ "proposal": 1 }] } });
+    session.run(&apply).await;
+    let refused = session.transcript_event("proposal_decided").await;
+    assert_eq!(refused["decision"], "refused", "{refused}");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("out of date"),
+        "{refused}"
+    );
+    let message = session
+        .client
+        .wait_notification(
+            "window/showMessage",
+            |p| p["message"].as_str().unwrap().contains("out of date"),
+            WAIT,
+        )
+        .await;
+    assert_eq!(message["type"], 2);
+    assert!(
+        session
+            .client
+            .server_requests("workspace/applyEdit")
+            .is_empty()
+    );
+    session.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instruction_comment_runs_and_its_line_goes_with_the_change() {
+    let text =
+        "int main(void) {\n    // tack: rename x to count\n    int x = 1;\n    return x;\n}\n";
+    let mut session = Session::start(text).await;
+    session.model.push(openai_chat::stream(&tool_call(
+        "c1",
+        "edit",
+        json!({ "path": "main.c", "old": "    int x = 1;\n    return x;\n", "new": "    int count = 1;\n    return count;\n" }),
+    )));
+    session
+        .model
+        .push(openai_chat::stream(&Answer::text(&["Renamed x to count."])));
+
+    let instruction = session
+        .action(
+            line_range(1),
+            vec![],
+            "Run tack instruction: rename x to count",
+        )
+        .await;
+    session.run(&instruction).await;
+    session.transcript_event("proposal_shown").await;
+    let first_request = session.model.requests()[0].json().to_string();
+    assert!(
+        first_request.contains("rename x to count"),
+        "{first_request}"
+    );
+
+    let apply = session
+        .action(
+            line_range(2),
+            vec![],
+            "Apply tack change: Renamed x to count.",
+        )
+        .await;
+    session.run(&apply).await;
+    session.apply_next_edit(0).await;
+    assert_eq!(
+        session.text,
+        "int main(void) {\n    int count = 1;\n    return count;\n}\n"
+    );
+    session.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_progress_stops_the_run_without_a_proposal() {
+    let session = Session::start(BROKEN).await;
+    let error = session.diagnostic("Expected ';'").await;
+    // The model starts answering, then stalls.
+    session.model.push(
+        openai_chat::stream(&Answer::text(&["Looking", " at it", " now"]))
+            .cut_after(2)
+            .ending(End::Hang),
+    );
+    let fix = session
+        .action(error["range"].clone(), vec![error], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    let created = session
+        .client
+        .wait_server_request("window/workDoneProgress/create", WAIT)
+        .await;
+    let token = created["token"].clone();
+    session
+        .client
+        .wait_notification(
+            PROGRESS,
+            |p| p["token"] == token && p["value"]["kind"] == "begin",
+            WAIT,
+        )
+        .await;
+    session
+        .client
+        .notify("window/workDoneProgress/cancel", json!({ "token": token }));
+    let end = session
+        .client
+        .wait_notification(
+            PROGRESS,
+            |p| p["token"] == token && p["value"]["kind"] == "end",
+            WAIT,
+        )
+        .await;
+    assert_eq!(end["value"]["message"], "cancelled", "{end}");
+    assert!(
+        session.model.wait_for_hangup(WAIT).await,
+        "the model stream was not dropped"
+    );
+    let done = session.transcript_event("turn_done").await;
+    assert_eq!(done["end"], "cancelled");
+    assert!(
+        session
+            .client
+            .notifications(TRANSCRIPT)
+            .iter()
+            .all(|p| p["event"]["type"] != "proposal_shown")
+    );
+    // The next run works.
+    script_fix(&session.model);
+    let error = session.diagnostic("Expected ';'").await;
+    let fix = session
+        .action(error["range"].clone(), vec![error], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    session.transcript_event("proposal_shown").await;
+    session.client.shutdown_and_exit().await;
+}
