@@ -38,12 +38,17 @@ struct Session {
 
 impl Session {
     async fn start(text: &str) -> Session {
+        Session::start_with(text, "").await
+    }
+
+    /// With `extra` appended to `tack.toml`.
+    async fn start_with(text: &str, extra: &str) -> Session {
         let model = FakeModelServer::start().await.unwrap();
         let workspace = Workspace::new();
         workspace.write(
             "tack.toml",
             &format!(
-                "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n",
+                "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n{extra}",
                 model.url()
             ),
         );
@@ -510,5 +515,182 @@ async fn cancelling_the_progress_stops_the_run_without_a_proposal() {
         .await;
     session.run(&fix).await;
     session.transcript_event("proposal_shown").await;
+    session.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_apply_mode_the_change_is_applied_when_the_run_ends() {
+    let mut session = Session::start_with(BROKEN, "\n[editor]\nmode = \"apply\"\n").await;
+    let error = session.diagnostic("Expected ';'").await;
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    let edit = session.apply_next_edit(0).await;
+    assert_eq!(edit["documentChanges"][0]["textDocument"]["version"], 1);
+    assert_eq!(session.text, FIXED);
+    let decided = session.transcript_event("proposal_decided").await;
+    assert_eq!(decided["decision"], "applied");
+    // Nothing waits: no proposal action is left.
+    let titles: Vec<String> = session
+        .code_actions(line_range(1), vec![])
+        .await
+        .iter()
+        .map(|a| a["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(titles.iter().any(|t| t == "Undo tack change"), "{titles:?}");
+    assert!(
+        !titles.iter().any(|t| t.starts_with("Apply tack change")),
+        "{titles:?}"
+    );
+    session.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_editor_mode_is_named_and_propose_is_used() {
+    let session = Session::start_with(BROKEN, "\n[editor]\nmode = \"yolo\"\n").await;
+    let error = session.diagnostic("Expected ';'").await;
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    let warning = session
+        .client
+        .wait_notification(
+            "window/showMessage",
+            |p| p["message"].as_str().unwrap().contains("[editor] mode"),
+            WAIT,
+        )
+        .await;
+    assert!(
+        warning["message"].as_str().unwrap().contains("\"yolo\""),
+        "{warning}"
+    );
+    session.transcript_event("proposal_shown").await;
+    assert!(
+        session
+            .client
+            .server_requests("workspace/applyEdit")
+            .is_empty()
+    );
+    session.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hunks_are_applied_and_rejected_one_by_one() {
+    let text = "int one(void) { return 1; }\nint two(void) { return 2; }\nint three(void) { return 3; }\nint main(void) { return one(); }\n";
+    let mut session = Session::start(text).await;
+    session.model.push(openai_chat::stream(&tool_call(
+        "c1",
+        "edit",
+        json!({ "path": "main.c", "old": "return 1;", "new": "return 10;" }),
+    )));
+    session.model.push(openai_chat::stream(&tool_call(
+        "c2",
+        "edit",
+        json!({ "path": "main.c", "old": "return 3;", "new": "return 30;" }),
+    )));
+    session.model.push(openai_chat::stream(&Answer::text(&[
+        "Scaled the constants.",
+    ])));
+    let ask = json!({ "command": { "command": "tack.ask", "arguments": [{ "prompt": "scale the constants by ten" }] } });
+    session.run(&ask).await;
+    let shown = session.transcript_event("proposal_shown").await;
+    assert_eq!(shown["hunks"], 2, "{shown}");
+
+    // The first hunk only.
+    let first = session
+        .action(line_range(0), vec![], "Apply this hunk (tack, line 1)")
+        .await;
+    session.run(&first).await;
+    session.apply_next_edit(0).await;
+    assert!(
+        session.text.contains("return 10;") && session.text.contains("return 3;"),
+        "{}",
+        session.text
+    );
+    let decided = session.transcript_event("proposal_decided").await;
+    assert_eq!(
+        (decided["decision"].as_str(), decided["hunk"].as_u64()),
+        (Some("applied"), Some(0))
+    );
+
+    // The rest is still offered, against the new text; rejecting its hunk ends the proposal.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reject = session
+        .action(
+            line_range(2),
+            vec![],
+            "Reject tack change: Scaled the constants.",
+        )
+        .await;
+    session.run(&reject).await;
+    session
+        .client
+        .wait_notification(TRANSCRIPT, |p| p["event"]["decision"] == "rejected", WAIT)
+        .await;
+    let titles: Vec<String> = session
+        .code_actions(line_range(2), vec![])
+        .await
+        .iter()
+        .map(|a| a["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !titles.iter().any(|t| t.contains("tack change: Scaled")),
+        "{titles:?}"
+    );
+    assert!(session.text.contains("return 3;"));
+    session.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_refuses_when_the_user_changed_the_same_lines_and_names_them() {
+    let mut session = Session::start(BROKEN).await;
+    let error = session.diagnostic("Expected ';'").await;
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    session.transcript_event("proposal_shown").await;
+    let apply = session
+        .action(line_range(1), vec![], "Apply tack change")
+        .await;
+    session.run(&apply).await;
+    session.apply_next_edit(0).await;
+    session.transcript_event("proposal_decided").await;
+
+    // The user rewrites the line the agent changed, then asks for undo.
+    session.text = session.text.replace("int x = 1;", "int x = 2;");
+    session.client.did_change_full(&session.path, &session.text);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let undo = json!({ "command": { "command": "tack.undo", "arguments": [] } });
+    let refused = session
+        .client
+        .request("workspace/executeCommand", undo["command"].clone())
+        .await
+        .unwrap_err();
+    assert!(refused.message.contains("refused"), "{refused:?}");
+    let message = session
+        .client
+        .wait_notification(
+            "window/showMessage",
+            |p| p["message"].as_str().unwrap().contains("undo refused"),
+            WAIT,
+        )
+        .await;
+    assert!(
+        message["message"]
+            .as_str()
+            .unwrap()
+            .contains("main.c: you changed the same lines; lines 2"),
+        "{message}"
+    );
+    assert_eq!(
+        session.client.server_requests("workspace/applyEdit").len(),
+        1
+    );
     session.client.shutdown_and_exit().await;
 }

@@ -31,7 +31,7 @@
 //!   language ids.
 //! - Sections owned by other modules pass through unchecked except for their own type, kept
 //!   raw in [`Config::sections`]: `model` (a string), and the tables `providers`, `agent`,
-//!   `snapshots`, `context`, `ledger`, `mcp`, `permissions`.
+//!   `snapshots`, `context`, `ledger`, `mcp`, `permissions`, `editor`.
 
 mod detect;
 mod env;
@@ -250,7 +250,7 @@ pub struct Config {
     /// File-to-language mapping by LSP language id.
     pub languages: BTreeMap<String, LanguageConfig>,
     /// Top-level sections owned by other modules (`model`, `providers`, `agent`, `snapshots`,
-    /// `context`, `ledger`, `mcp`, `permissions`), merged across layers and kept raw; each
+    /// `context`, `ledger`, `mcp`, `permissions`, `editor`), merged across layers and kept raw; each
     /// owner deserializes its own section. Only sections that some layer sets are present.
     pub sections: Table,
 }

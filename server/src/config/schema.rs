@@ -71,6 +71,7 @@ pub(super) const PASS_THROUGH_SECTIONS: &[(&str, Kind)] = &[
     ("ledger", Kind::Table),
     ("mcp", Kind::Table),
     ("permissions", Kind::Table),
+    ("editor", Kind::Table),
 ];
 
 const SERVERS: &str = "servers";

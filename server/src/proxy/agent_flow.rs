@@ -162,13 +162,24 @@ impl Proxy {
                     .map(|d| (d.uri.clone(), (d.version, d.text.clone())))
                     .collect(),
             ));
-            let mode = self
+            let configured = self
                 .config
                 .section("editor")
                 .and_then(|editor| editor.get("mode"))
-                .and_then(toml::Value::as_str)
-                .and_then(Mode::parse)
-                .unwrap_or_default();
+                .cloned();
+            let mode = match &configured {
+                None => Mode::default(),
+                Some(value) => match value.as_str().and_then(Mode::parse) {
+                    Some(mode) => mode,
+                    None => {
+                        self.show_message(
+                            2,
+                            format!("tack: [editor] mode = {value} is neither \"propose\" nor \"apply\"; using \"propose\""),
+                        );
+                        Mode::default()
+                    }
+                },
+            };
             let session_id = crate::run::session_id();
             self.agent = Some(EditorAgent {
                 submissions: None,
@@ -961,6 +972,14 @@ impl Proxy {
                 let prompt = format!("Fix all errors in {relative}:\n{}", errors.join("\n"));
                 self.start_run(format!("Fix all errors in {relative}"), prompt, None);
             }
+            "tack.ask" if uri.is_empty() => {
+                let prompt = argument["prompt"]
+                    .as_str()
+                    .filter(|p| !p.trim().is_empty())
+                    .ok_or("tack.ask needs a prompt")?
+                    .to_owned();
+                self.start_run(prompt.clone(), prompt, None);
+            }
             "tack.explain" | "tack.refactor" | "tack.ask" => {
                 let (_, relative, text) = self.document_for(&uri)?;
                 let first = argument["range"]["start"]["line"].as_u64().unwrap_or(0) as usize + 1;
@@ -982,11 +1001,7 @@ impl Proxy {
                         (prompt.clone(), prompt)
                     }
                 };
-                let prompt = if uri.is_empty() {
-                    what
-                } else {
-                    actions::selection_prompt(&what, &relative, &text, first, last)
-                };
+                let prompt = actions::selection_prompt(&what, &relative, &text, first, last);
                 self.start_run(title, prompt, None);
             }
             "tack.instruction" => {
