@@ -43,6 +43,15 @@ impl Session {
 
     /// With `extra` appended to `tack.toml`.
     async fn start_with(text: &str, extra: &str) -> Session {
+        Session::start_custom(text, extra, |_| {}).await
+    }
+
+    /// With `extra` in `tack.toml` and the client capabilities changed by `capabilities`.
+    async fn start_custom(
+        text: &str,
+        extra: &str,
+        capabilities: impl FnOnce(&mut Value),
+    ) -> Session {
         let model = FakeModelServer::start().await.unwrap();
         let workspace = Workspace::new();
         workspace.write(
@@ -72,6 +81,7 @@ impl Session {
         let client = TestClient::spawn(&tack_path(), &["lsp"], &workspace.root(), &env);
         let mut params = TestClient::initialize_params(&workspace.root(), None);
         params["capabilities"]["experimental"] = json!({ "tack": { "transcript": true } });
+        capabilities(&mut params["capabilities"]);
         client.request("initialize", params).await.unwrap();
         client.notify("initialized", json!({}));
         let uri = file_uri(&path);
@@ -692,5 +702,51 @@ async fn undo_refuses_when_the_user_changed_the_same_lines_and_names_them() {
         session.client.server_requests("workspace/applyEdit").len(),
         1
     );
+    session.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_without_apply_edit_gets_the_edit_in_the_code_action() {
+    let mut session = Session::start_custom(BROKEN, "", |capabilities| {
+        capabilities["workspace"]["applyEdit"] = json!(false);
+    })
+    .await;
+    let error = session.diagnostic("Expected ';'").await;
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    session.transcript_event("proposal_shown").await;
+    let apply = session
+        .action(line_range(1), vec![], "Apply tack change")
+        .await;
+    // The editor applies the action's versioned edit, then runs its command.
+    let change = &apply["edit"]["documentChanges"][0];
+    assert_eq!(change["textDocument"]["version"], 1, "{apply}");
+    session.text = apply_edits(&session.text, change["edits"].as_array().unwrap());
+    session.client.did_change_full(&session.path, &session.text);
+    assert_eq!(session.text, FIXED);
+    assert_eq!(apply["command"]["command"], "tack.applied");
+    session.run(&apply).await;
+    let decided = session.transcript_event("proposal_decided").await;
+    assert_eq!(decided["decision"], "applied", "{decided}");
+    assert!(decided["change"].is_number(), "{decided}");
+    assert!(
+        session
+            .client
+            .server_requests("workspace/applyEdit")
+            .is_empty()
+    );
+    // Undo cannot reach this editor's buffer; it says where to go instead.
+    let refused = session
+        .client
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "tack.undo", "arguments": [] }),
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.message.contains("tack undo"), "{refused:?}");
     session.client.shutdown_and_exit().await;
 }

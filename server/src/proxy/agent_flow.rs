@@ -69,6 +69,21 @@ pub struct PendingApply {
     change: PendingChange,
 }
 
+/// A proposal's edit for some scope (all of it, or one hunk).
+struct ProposalEdit {
+    edit: Value,
+    label: String,
+    files: Vec<ScopedFile>,
+}
+
+struct ScopedFile {
+    path: PathBuf,
+    relative: String,
+    base: Option<String>,
+    /// The file's text once the edit is applied.
+    result: String,
+}
+
 /// The first version tack gives a drafted document; editors count from 0 or 1, so drafted
 /// sets never pass for fresh editor sets.
 const FIRST_DRAFT_VERSION: i32 = 1 << 30;
@@ -862,12 +877,20 @@ impl Proxy {
                 continue;
             }
             let argument = json!({ "proposal": proposal.id });
-            let mut apply = actions::action(
-                &format!("Apply tack change: {}", proposal.summary),
-                "quickfix",
-                "tack.apply",
-                argument.clone(),
-            );
+            let title = format!("Apply tack change: {}", proposal.summary);
+            let mut apply = if self.can_apply_edit() {
+                actions::action(&title, "quickfix", "tack.apply", argument.clone())
+            } else {
+                // No workspace/applyEdit: the action carries the versioned edit itself, and
+                // its command records the change once the editor applied it.
+                let Ok(scoped) = self.proposal_edit(proposal.id, None) else {
+                    continue;
+                };
+                let mut action =
+                    actions::action(&title, "quickfix", "tack.applied", argument.clone());
+                action["edit"] = scoped.edit;
+                action
+            };
             apply["isPreferred"] = Value::Bool(true);
             out.push(apply);
             out.push(actions::action(
@@ -880,12 +903,22 @@ impl Proxy {
                 for (index, hunk) in near {
                     let argument = json!({ "proposal": proposal.id, "uri": uri, "hunk": index });
                     let at = hunk.first_line();
-                    out.push(actions::action(
-                        &format!("Apply this hunk (tack, line {at})"),
-                        "quickfix",
-                        "tack.applyHunk",
-                        argument.clone(),
-                    ));
+                    let title = format!("Apply this hunk (tack, line {at})");
+                    if self.can_apply_edit() {
+                        out.push(actions::action(
+                            &title,
+                            "quickfix",
+                            "tack.applyHunk",
+                            argument.clone(),
+                        ));
+                    } else if let Ok(scoped) =
+                        self.proposal_edit(proposal.id, Some(&(uri.to_owned(), index as u32)))
+                    {
+                        let mut action =
+                            actions::action(&title, "quickfix", "tack.applied", argument.clone());
+                        action["edit"] = scoped.edit;
+                        out.push(action);
+                    }
                     out.push(actions::action(
                         &format!("Reject this hunk (tack, line {at})"),
                         "quickfix",
@@ -895,6 +928,10 @@ impl Proxy {
                 }
             }
         }
+    }
+
+    fn can_apply_edit(&self) -> bool {
+        self.client_capabilities["workspace"]["applyEdit"] == Value::Bool(true)
     }
 
     /// Information diagnostics marking where proposals wait (merged into what the editor gets).
@@ -1031,6 +1068,14 @@ impl Proxy {
                 let proposal = proposal_id(argument)?;
                 self.apply_proposal(proposal, None);
             }
+            "tack.applied" => {
+                let proposal = proposal_id(argument)?;
+                let hunk = argument["hunk"].as_u64().map(|h| (uri.clone(), h as u32));
+                if let Err(reason) = self.record_applied_by_editor(proposal, hunk) {
+                    self.show_message(2, format!("tack: {reason}"));
+                    return Err(reason);
+                }
+            }
             "tack.applyHunk" => {
                 let proposal = proposal_id(argument)?;
                 let hunk = argument["hunk"]
@@ -1149,12 +1194,8 @@ impl Proxy {
         }
     }
 
-    /// Checks the proposal still applies, snapshots the editor's texts, and builds the edit.
-    fn prepare_apply(
-        &mut self,
-        id: u32,
-        hunk: Option<(String, u32)>,
-    ) -> Result<(Value, PendingApply), String> {
+    /// The edit applying a proposal (or one hunk of it), and each file's base and text after.
+    fn proposal_edit(&self, id: u32, hunk: Option<&(String, u32)>) -> Result<ProposalEdit, String> {
         let support = EditSupport::from_client_capabilities(&self.client_capabilities);
         let agent = self.agent.as_ref().ok_or("no tack session")?;
         let proposal = agent
@@ -1163,20 +1204,13 @@ impl Proxy {
             .find(|p| p.id == id)
             .ok_or_else(|| format!("proposal {id} is gone (applied or rejected already)"))?;
         let mut file_edits = Vec::new();
-        let mut results = Vec::new();
+        let mut files = Vec::new();
         for file in &proposal.files {
-            let hunk_index = match &hunk {
+            let hunk_index = match hunk {
                 Some((uri, index)) if *uri == file.uri => Some(*index as usize),
                 Some(_) => continue,
                 None => None,
             };
-            let current = self.current_text(&file.path);
-            if current != file.base {
-                return Err(format!(
-                    "the proposal is out of date: {} changed since it was made; ask again",
-                    file.relative
-                ));
-            }
             let base = file.base.as_deref().unwrap_or("");
             let hunks = file.hunks();
             let (chosen, result): (Vec<&Hunk>, String) = match hunk_index {
@@ -1194,33 +1228,113 @@ impl Proxy {
                 create: file.base.is_none(),
                 edits: chosen.iter().map(|h| edits::text_edit(base, h)).collect(),
             });
-            results.push((file.path.clone(), result));
+            files.push(ScopedFile {
+                path: file.path.clone(),
+                relative: file.relative.clone(),
+                base: file.base.clone(),
+                result,
+            });
         }
-        if results.is_empty() {
+        if files.is_empty() {
             return Err(format!("proposal {id} has nothing to apply there"));
         }
-        let paths: Vec<PathBuf> = results.iter().map(|(p, _)| p.clone()).collect();
-        let overlay = |path: &Path| self.open_text(path);
-        let step = agent.step + 1;
-        let label = format!("tack: {}", proposal.summary);
-        let change = agent
-            .store
-            .begin_change(&agent.session_id, step, &label, &paths, &overlay)
-            .map_err(|error| {
-                format!("cannot snapshot before applying, so nothing was changed: {error}")
-            })?;
-        if let Some(agent) = &mut self.agent {
-            agent.step = step;
+        Ok(ProposalEdit {
+            edit: edits::workspace_edit(&file_edits, support),
+            label: format!("tack: {}", proposal.summary),
+            files,
+        })
+    }
+
+    /// Checks the proposal still applies, snapshots the editor's texts, and builds the edit.
+    fn prepare_apply(
+        &mut self,
+        id: u32,
+        hunk: Option<(String, u32)>,
+    ) -> Result<(Value, PendingApply), String> {
+        let scoped = self.proposal_edit(id, hunk.as_ref())?;
+        for file in &scoped.files {
+            if self.current_text(&file.path) != file.base {
+                return Err(format!(
+                    "the proposal is out of date: {} changed since it was made; ask again",
+                    file.relative
+                ));
+            }
         }
+        let paths: Vec<PathBuf> = scoped.files.iter().map(|f| f.path.clone()).collect();
+        let open: HashMap<PathBuf, String> = paths
+            .iter()
+            .filter_map(|path| Some((path.clone(), self.open_text(path)?)))
+            .collect();
+        let overlay = |path: &Path| open.get(path).cloned();
+        let change = self.begin_change(&scoped.label, &paths, &overlay)?;
         Ok((
-            edits::workspace_edit(&file_edits, support),
+            scoped.edit,
             PendingApply {
                 proposal: id,
                 hunk,
-                results,
+                results: scoped
+                    .files
+                    .into_iter()
+                    .map(|f| (f.path, f.result))
+                    .collect(),
                 change,
             },
         ))
+    }
+
+    fn begin_change(
+        &mut self,
+        label: &str,
+        paths: &[PathBuf],
+        overlay: crate::snapshots::Overlay<'_>,
+    ) -> Result<PendingChange, String> {
+        let agent = self.agent.as_mut().ok_or("no tack session")?;
+        agent.step += 1;
+        agent
+            .store
+            .begin_change(&agent.session_id, agent.step, label, paths, overlay)
+            .map_err(|error| {
+                format!("cannot snapshot before applying, so nothing was changed: {error}")
+            })
+    }
+
+    /// `tack.applied`: an editor without `workspace/applyEdit` applied a proposal's edit from
+    /// the code action itself; the change is recorded (pre-image: the text the versioned edit
+    /// applied to) like one tack applied.
+    fn record_applied_by_editor(
+        &mut self,
+        id: u32,
+        hunk: Option<(String, u32)>,
+    ) -> Result<(), String> {
+        let scoped = self.proposal_edit(id, hunk.as_ref())?;
+        for file in &scoped.files {
+            if self.current_text(&file.path).as_deref() != Some(file.result.as_str()) {
+                return Err(format!(
+                    "{} does not hold the proposed text; not recorded",
+                    file.relative
+                ));
+            }
+        }
+        let paths: Vec<PathBuf> = scoped.files.iter().map(|f| f.path.clone()).collect();
+        let before: HashMap<PathBuf, Option<String>> = scoped
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.base.clone()))
+            .collect();
+        let overlay = |path: &Path| before.get(path).cloned().flatten();
+        let change = self.begin_change(&scoped.label, &paths, &overlay)?;
+        let pending = PendingApply {
+            proposal: id,
+            hunk,
+            results: scoped
+                .files
+                .into_iter()
+                .map(|f| (f.path, f.result))
+                .collect(),
+            change,
+        };
+        self.applied(pending);
+        Ok(())
     }
 
     fn on_apply_answer(&mut self, pending: PendingApply, response: &Response) {
@@ -1247,6 +1361,19 @@ impl Proxy {
             });
             return self.show_message(2, format!("tack: the change was not applied: {reason}"));
         }
+        self.applied(pending);
+    }
+
+    /// The editor applied a proposal's edit: the snapshot change is committed, the proposal
+    /// moves on (what was applied is its new base), and the decision is recorded.
+    fn applied(&mut self, pending: PendingApply) {
+        let files: Vec<String> = pending
+            .results
+            .iter()
+            .map(|(path, _)| relative(self.root.as_deref().unwrap_or(Path::new("/")), path))
+            .collect();
+        let hunk = pending.hunk.as_ref().map(|(_, h)| *h);
+        let Some(agent) = &mut self.agent else { return };
         let results: HashMap<PathBuf, String> = pending.results.into_iter().collect();
         let overlay = |path: &Path| results.get(path).cloned();
         let change = match agent.store.commit_change(pending.change, &overlay) {
@@ -1256,7 +1383,6 @@ impl Proxy {
                 None
             }
         };
-        // The proposal moves on: what was applied is its new base.
         let uris: Vec<String> = results
             .keys()
             .filter_map(|p| crate::headless::file_uri(p).ok())
@@ -1392,6 +1518,13 @@ impl Proxy {
         }
         if plan.changes.is_empty() {
             return Err(format!("nothing to {verb}"));
+        }
+        if !self.can_apply_edit() {
+            let message = format!(
+                "this editor takes no edits from a language server (workspace/applyEdit); use `tack {verb}` in a terminal"
+            );
+            self.show_message(2, format!("tack: {message}"));
+            return Err(message);
         }
         let support = EditSupport::from_client_capabilities(&self.client_capabilities);
         let mut file_edits = Vec::new();

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 /// Every command tack runs itself (advertised in `executeCommandProvider`).
-pub const COMMANDS: [&str; 18] = [
+pub const COMMANDS: [&str; 19] = [
     "tack.ask",
     "tack.fix",
     "tack.fixFile",
@@ -14,6 +14,7 @@ pub const COMMANDS: [&str; 18] = [
     "tack.refactor",
     "tack.instruction",
     "tack.apply",
+    "tack.applied",
     "tack.reject",
     "tack.applyHunk",
     "tack.rejectHunk",
