@@ -305,3 +305,114 @@ async fn nvim_fixes_with_tack_applies_the_proposal_and_undoes_it() {
         BROKEN
     );
 }
+
+/// What `plugin.lua` records.
+#[derive(Debug, Deserialize)]
+struct PluginRun {
+    text_before: Option<String>,
+    text_applied: Option<String>,
+    text_undone: Option<String>,
+    transcript: Option<String>,
+    health: Option<String>,
+    status: Option<String>,
+    errors: Vec<String>,
+}
+
+/// The Neovim plugin as its README sets it up: `require('tack').setup{}`, `:TackFix`,
+/// `:TackApply`, `:TackUndo`, the transcript window and `:checkhealth tack`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nvim_plugin_fixes_applies_undoes_and_checks_health() {
+    use crate::support::fake_model::{Answer, FakeModelServer, FakeToolCall, openai_chat};
+    const BROKEN: &str = "int main(void) {\n    int x = 1\n    return x;\n}\n";
+    const REPAIRED: &str = "int main(void) {\n    int x = 1;\n    return x;\n}\n";
+    let model = FakeModelServer::start().await.unwrap();
+    let edit = serde_json::json!({ "path": "main.c", "old": "int x = 1\n", "new": "int x = 1;\n" });
+    model.push(openai_chat::stream(&Answer::default().with_tool_call(
+        FakeToolCall::new("c1", "edit", &[&edit.to_string()]),
+    )));
+    model.push(openai_chat::stream(&Answer::text(&[
+        "Added the missing semicolon.",
+    ])));
+
+    let scratch = tempfile::tempdir().unwrap();
+    let workspace = scratch.path().join("workspace");
+    std::fs::create_dir(&workspace).unwrap();
+    std::fs::write(workspace.join("main.c"), BROKEN).unwrap();
+    std::fs::write(
+        workspace.join("tack.toml"),
+        format!(
+            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n",
+            model.url()
+        ),
+    )
+    .unwrap();
+    let result_path = scratch.path().join("result.json");
+    let path = std::env::join_paths(
+        std::iter::once(tool("clangd").parent().unwrap().to_path_buf()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(tool("nvim"));
+    command
+        .args(["--headless", "--clean", "-u", "NONE", "-c"])
+        .arg(format!(
+            "luafile {}",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/e2e/nvim/plugin.lua")
+        ))
+        .current_dir(&workspace)
+        .env("PATH", path)
+        .env(
+            "E2E_PLUGIN",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../editors/nvim"),
+        )
+        .env("E2E_TACK", env!("CARGO_BIN_EXE_tack"))
+        .env("E2E_WORKSPACE", &workspace)
+        .env("E2E_RESULT", &result_path)
+        .env("E2E_TIMEOUT_MS", "30000");
+    for (variable, folder) in [
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_CACHE_HOME", "cache"),
+    ] {
+        command.env(variable, scratch.path().join(folder));
+    }
+    let finished =
+        tokio::task::spawn_blocking(move || run_with_limit(&mut command, Duration::from_secs(110)))
+            .await
+            .unwrap();
+    let written = std::fs::read_to_string(&result_path).unwrap_or_else(|error| {
+        panic!(
+            "the script wrote no result ({error}); nvim exited with {}.\nstderr:\n{}",
+            finished.status, finished.stderr
+        )
+    });
+    let run: PluginRun = serde_json::from_str(&written).unwrap();
+    assert!(
+        run.errors.is_empty() && finished.status.success(),
+        "{written}\nnvim stderr:\n{}",
+        finished.stderr
+    );
+    assert_eq!(run.text_before.as_deref(), Some(BROKEN));
+    assert_eq!(run.text_applied.as_deref(), Some(REPAIRED));
+    assert_eq!(run.text_undone.as_deref(), Some(BROKEN));
+    let transcript = run.transcript.unwrap();
+    assert!(
+        transcript.contains("**Proposal:** Added the missing semicolon.")
+            && transcript.contains("_applied main.c_")
+            && transcript.contains("_undo: main.c_"),
+        "{transcript}"
+    );
+    assert!(
+        run.status.unwrap().starts_with("tack scripted/m"),
+        "{written}"
+    );
+    let health = run.health.unwrap();
+    assert!(
+        health.contains("tack 0.1.0")
+            && health.contains("OK running (root ")
+            && health.contains("clangd: "),
+        "{health}"
+    );
+}

@@ -48,6 +48,8 @@ pub enum SurfaceEvent {
     },
     /// An event of the agent session.
     Agent(AgentEvent),
+    /// The session resolved its model and runs.
+    SessionStarted { model: String },
     /// The session task ended; `error` says why when it could not run.
     SessionEnded { error: Option<String> },
 }
@@ -95,7 +97,10 @@ pub struct EditorAgent {
     pub(super) buffers: SharedBuffers,
     store: Arc<SnapshotStore>,
     session_id: String,
+    /// The model asked for with `tack.setModel` (else the configured one).
     model: Option<String>,
+    /// The model the running session resolved.
+    model_label: Option<String>,
     mode: Mode,
     transcript: PathBuf,
     transcript_shown: bool,
@@ -204,6 +209,7 @@ impl Proxy {
                 transcript: transcript::path(&data_dir, &session_id),
                 session_id,
                 model: None,
+                model_label: None,
                 mode,
                 transcript_shown: false,
                 run: None,
@@ -278,6 +284,11 @@ impl Proxy {
                 let _ = reply.send(version);
             }
             SurfaceEvent::Agent(event) => self.on_agent_event(event),
+            SurfaceEvent::SessionStarted { model } => {
+                if let Some(agent) = &mut self.agent {
+                    agent.model_label = Some(model);
+                }
+            }
             SurfaceEvent::SessionEnded { error } => {
                 if let Some(agent) = &mut self.agent {
                     agent.submissions = None;
@@ -1134,7 +1145,7 @@ impl Proxy {
             None => json!({ "session": null, "running": null }),
             Some(agent) => json!({
                 "session": agent.session_id,
-                "model": agent.model,
+                "model": agent.model_label.as_ref().or(agent.model.as_ref()),
                 "mode": match agent.mode { Mode::Propose => "propose", Mode::Apply => "apply" },
                 "running": agent.run.as_ref().map(|r| r.title.clone()),
                 "proposals": agent.proposals.iter().map(|p| json!({ "id": p.id, "summary": p.summary })).collect::<Vec<_>>(),
@@ -1150,6 +1161,7 @@ impl Proxy {
         self.cancel_run();
         if let Some(agent) = &mut self.agent {
             agent.submissions = None;
+            agent.model_label = None;
             agent.session_id = crate::run::session_id();
             agent.undoable = None;
             agent.redoable = None;

@@ -54,6 +54,11 @@ async fn session(
     )
     .await
     .map_err(|error| error.to_string())?;
+    let _ = setup
+        .events
+        .send(Event::Surface(SurfaceEvent::SessionStarted {
+            model: model.label(),
+        }));
     let mut permissions = Permissions::from_config(setup.config.section("permissions"))
         .map_err(|error| format!("invalid [permissions]: {error}"))?;
     // Edits only change the run's drafts: the proposal the user accepts is the approval.
