@@ -9,6 +9,7 @@ pub mod diagnostics;
 pub mod doctor;
 pub mod documents;
 pub mod headless;
+pub mod helix;
 pub mod jsonrpc;
 pub mod logging;
 pub mod providers;

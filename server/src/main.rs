@@ -89,6 +89,12 @@ enum Command {
         #[arg(value_name = "FOLDER")]
         folder: Option<std::path::PathBuf>,
     },
+    /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
+    HelixConfig {
+        /// The command Helix starts (default: this tack binary's path).
+        #[arg(long, value_name = "PATH")]
+        command: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -129,6 +135,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             "{report}\n{}",
             tack::providers::cli::render_doctor(&statuses)
         ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::HelixConfig { command } = &cli.command {
+        let folder = std::env::current_dir().context("cannot read the current folder")?;
+        let loaded = tack::config::Config::load(&tack::config::ConfigSources::from_env(
+            Some(folder),
+            None,
+        ));
+        for warning in &loaded.warnings {
+            eprintln!("tack: {warning}");
+        }
+        let command = match command {
+            Some(command) => command.clone(),
+            None => std::env::current_exe()
+                .map(|path| path.display().to_string())
+                .unwrap_or_else(|_| "tack".to_owned()),
+        };
+        write_stdout(&tack::helix::languages_toml(&loaded.config, &command))?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(result) = run_snapshot_command(&cli.command) {
@@ -206,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { .. }
+        | Command::HelixConfig { .. }
         | Command::Snapshots { .. }
         | Command::Undo { .. }
         | Command::Redo => Ok(ExitCode::SUCCESS),
