@@ -750,3 +750,34 @@ async fn an_editor_without_apply_edit_gets_the_edit_in_the_code_action() {
     assert!(refused.message.contains("tack undo"), "{refused:?}");
     session.client.shutdown_and_exit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn navigation_reaches_files_the_editor_has_not_opened() {
+    let session = Session::start(BROKEN).await;
+    session
+        .workspace
+        .write("util.c", "int helper(void) { return 1; }\n");
+    let error = session.diagnostic("Expected ';'").await;
+    session.model.push(openai_chat::stream(&tool_call(
+        "c0",
+        "hover",
+        json!({ "path": "util.c", "line": 1, "symbol": "helper" }),
+    )));
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error.clone()], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    session.transcript_event("proposal_shown").await;
+    let second = session.model.requests()[1].json();
+    let hover = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap()["content"]
+        .to_string();
+    // clangd's hover of a function names it and its type; a document it was never shown
+    // would have been refused ("non-added file").
+    assert!(hover.contains("helper") && hover.contains("int"), "{hover}");
+}
