@@ -162,6 +162,54 @@ async fn a_run_over_real_clangd_feeds_the_compiler_error_back_and_undo_restores(
     assert_eq!(workspace.read("main.c"), original);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_through_real_clangd_changes_every_use_and_undo_restores() {
+    let clangd = crate::e2e::tool("clangd");
+    let model = FakeModelServer::start().await.unwrap();
+    let workspace = Workspace::new();
+    workspace.write(
+        "tack.toml",
+        &format!(
+            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n\n\
+             [servers.clangd]\ncommand = {:?}\n",
+            model.url(),
+            clangd.display().to_string()
+        ),
+    );
+    let original =
+        "static int load(int a) { return a; }\nint main(void) { return load(1) + load(2); }\n";
+    workspace.write("main.c", original);
+    model.push(openai_chat::stream(&tool(
+        "c1",
+        "rename",
+        json!({ "path": "main.c", "line": 2, "symbol": "load", "new_name": "from_path" }),
+    )));
+    model.push(openai_chat::stream(&Answer::text(&["Renamed."])));
+
+    let run = tack(&workspace, &["run", "--yes", "rename load to from_path"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2, "{stdout}\n{stderr}");
+    let second = requests[1].json().to_string();
+    assert!(
+        second.contains("3 occurrence(s) in 1 file(s)"),
+        "clangd's rename did not reach the model:\n{second}"
+    );
+    assert_eq!(
+        workspace.read("main.c"),
+        original.replace("load", "from_path")
+    );
+    let undo = tack(&workspace, &["undo"]);
+    assert!(
+        undo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert_eq!(workspace.read("main.c"), original);
+}
+
 #[test]
 fn doctor_shows_providers_and_whether_a_key_is_set_but_never_the_key() {
     let workspace = Workspace::new();
