@@ -1684,7 +1684,7 @@ impl Proxy {
     }
 
     /// A request whose answer does not matter (showDocument).
-    fn notify_editor_request(&mut self, method: &str, params: &Value) {
+    pub(super) fn notify_editor_request(&mut self, method: &str, params: &Value) {
         let id = RequestId::Number(self.next_editor_bound_id);
         self.next_editor_bound_id += 1;
         if let Ok(params) = serde_json::value::to_raw_value(params) {
