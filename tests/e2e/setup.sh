@@ -140,6 +140,20 @@ chmod +x "$TOOLS/bin/code-server.new"
 mv "$TOOLS/bin/code-server.new" "$TOOLS/bin/code-server"
 npm_prefix playwright "playwright-core@$PLAYWRIGHT_VERSION"
 
+# The VS Code extension's dependencies (vscode-languageclient; TypeScript and vsce to build and
+# package it) exactly as its lock file pins them, with Node 24 (vsce needs Node 22 or newer);
+# again only when the lock file changed.
+extension="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../editors/vscode" && pwd)"
+lock_sum="$(sha256sum "$extension/package-lock.json" | cut -d' ' -f1)"
+if [ -f "$extension/node_modules/.tack-lock" ] \
+    && [ "$(cat "$extension/node_modules/.tack-lock")" = "$lock_sum" ]; then
+    say "found   editors/vscode/node_modules"
+else
+    say "install (npm ci) editors/vscode/node_modules"
+    (cd "$extension" && PATH="$node24/bin:$PATH" npm ci --no-audit --no-fund --loglevel=error >&2)
+    printf '%s' "$lock_sum" >"$extension/node_modules/.tack-lock"
+fi
+
 # ---------------------------------------------------------------- bin/ and env.sh
 link() {  # link NAME TARGET
     [ -x "$2" ] || die "$2 is missing after install"
