@@ -118,6 +118,7 @@ struct WorkbenchRun {
     text_applied: Option<String>,
     text_undone: Option<String>,
     text_chat_applied: Option<String>,
+    companion_fixes: Option<Vec<String>>,
     chat_final: Option<String>,
     status_after: Option<String>,
 }
@@ -312,7 +313,15 @@ async fn vscode_fixes_with_tack_from_the_quick_fix_menu_streams_the_chat_applies
             .is_some_and(|s| s.contains("tack scripted/m · 3.0k tok")),
         "{summary}"
     );
-    assert_eq!(run.screenshots.len(), 8, "{summary}");
+    // Companion mode: VS Code's JSON error (no tack server reports on JSON) is in tack's store.
+    assert!(
+        run.companion_fixes
+            .iter()
+            .flatten()
+            .any(|title| title == "Fix all errors in file with tack"),
+        "{summary}"
+    );
+    assert_eq!(run.screenshots.len(), 9, "{summary}");
     for screenshot in &run.screenshots {
         let bytes = std::fs::read(screenshot).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{}", screenshot.display());
@@ -351,6 +360,8 @@ fn drive_workbench(artifacts: &Path, model_url: &str) -> WorkbenchRun {
     let workspace = root.join("workspace");
     std::fs::create_dir(&workspace).unwrap();
     std::fs::write(workspace.join("main.c"), BROKEN).unwrap();
+    // VS Code's built-in JSON support flags the missing comma; tack has no JSON server.
+    std::fs::write(workspace.join("data.json"), "{\n  \"a\": 1\n  \"b\": 2\n}\n").unwrap();
     std::fs::write(
         workspace.join("tack.toml"),
         format!(
@@ -375,6 +386,9 @@ fn drive_workbench(artifacts: &Path, model_url: &str) -> WorkbenchRun {
         "telemetry.telemetryLevel": "off",
         "update.mode": "none",
         "editor.minimap.enabled": false,
+        // The web workbench saves after a second by default; off, the file on disk shows
+        // that tack itself writes nothing (the editor owns the buffer).
+        "files.autoSave": "off",
     });
     std::fs::create_dir_all(user_data.join("User")).unwrap();
     std::fs::write(

@@ -47,6 +47,11 @@ export class ChatView implements vscode.WebviewViewProvider {
     }
   }
 
+  /** Whether the view is on screen. */
+  isVisible(): boolean {
+    return this.view?.visible === true;
+  }
+
   /** Shows the view without taking the focus from the editor. */
   async reveal(): Promise<void> {
     if (this.view !== undefined) {

@@ -75,7 +75,7 @@ function readSettings(): Settings {
 class Session {
   client: LanguageClient | undefined;
   private forwarder: DiagnosticsForwarder | undefined;
-  private readonly approvals = new Map<number, (answer: string | null) => void>();
+  private readonly approvals = new Map<number, (answer: string | undefined) => void>();
   private nextApproval = 1;
   private lastSession: string | null = null;
 
@@ -231,24 +231,31 @@ class Session {
   }
 
   /**
-   * `window/showMessageRequest`, as VS Code shows it (a notification with buttons); tack's
-   * approvals are also offered in the chat view, and the first answer wins.
+   * `window/showMessageRequest`, as VS Code shows it (a notification with buttons). tack's
+   * approvals are offered in the chat view, and also as a notification when the chat is not
+   * on screen; the first answer wins.
    */
   private async onShowMessageRequest(params: { type: number; message: string; actions?: { title: string }[] }): Promise<{ title: string } | null> {
     const actions = params.actions ?? [];
     const titles = actions.map((action) => action.title);
-    const show =
-      params.type === 1 ? vscode.window.showErrorMessage : params.type === 2 ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
-    const fromNotification = Promise.resolve(show(params.message, ...titles));
+    const notify = () => {
+      const show =
+        params.type === 1 ? vscode.window.showErrorMessage : params.type === 2 ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+      return Promise.resolve(show(params.message, ...titles));
+    };
     if (!params.message.startsWith('tack wants to use')) {
-      const title = await fromNotification;
+      const title = await notify();
       return actions.find((action) => action.title === title) ?? null;
     }
     const key = this.nextApproval++;
-    const fromChat = new Promise<string | null>((resolve) => this.approvals.set(key, resolve));
+    const fromChat = new Promise<string | undefined>((resolve) => this.approvals.set(key, resolve));
+    const answers = [fromChat];
+    if (!this.chat.isVisible()) {
+      answers.push(notify());
+    }
     this.chat.post({ type: 'approval', key, message: params.message, actions: titles });
     void this.chat.reveal();
-    const title = await Promise.race([fromNotification, fromChat]);
+    const title = await Promise.race(answers);
     this.approvals.delete(key);
     this.chat.post({ type: 'approval-answered', key, answer: title ?? null });
     return actions.find((action) => action.title === title) ?? null;

@@ -3,8 +3,9 @@
 // "Fix with tack" from the quick-fix menu runs, the chat view streams the transcript, the
 // proposal applies from the quick-fix menu, "tack: Undo" restores the text, and a request from
 // the chat's prompt box, with an approval answered in the chat, is applied with the chat's
-// Apply button. Every step waits on a condition (no fixed sleeps); screenshots go to
-// E2E_ARTIFACTS; what was seen goes to E2E_RESULT as JSON.
+// Apply button; in companion mode, VS Code's own JSON diagnostics reach tack. Every step waits
+// on a condition (no fixed sleeps); screenshots go to E2E_ARTIFACTS; what was seen goes to
+// E2E_RESULT as JSON.
 'use strict';
 
 const fs = require('fs');
@@ -195,6 +196,23 @@ function chat(page) {
     result.chat_final = await chat(page).locator('#transcript').innerText();
     result.status_after = (await page.locator('.statusbar-item', { hasText: 'tack' }).first().textContent()).trim();
     await screenshot(page, '08-chat-apply');
+    result.companion_fixes = await step("companion mode: VS Code's own JSON error reaches tack", async () => {
+      // Only VS Code's built-in JSON support reports on this file; tack offers "Fix all errors
+      // in file" from its diagnostics store, so the error was forwarded to it.
+      await page.keyboard.press('Control+P');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ state: 'visible' });
+      await input.fill('data.json');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'data.json' }).first().waitFor();
+      await page.keyboard.press('Enter');
+      await page.locator('.monaco-editor-background').first().waitFor();
+      await clickOnSquiggle(page);
+      const { titles } = await quickFixMenu(page, 'Fix all errors in file with tack');
+      await screenshot(page, '09-companion-json');
+      await page.keyboard.press('Escape');
+      return titles;
+    });
+
   } catch (error) {
     if (!result.errors.length) {
       result.errors.push(String(error && error.stack ? error.stack : error));
