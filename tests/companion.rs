@@ -9,97 +9,70 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::e2e::tool;
 use crate::support::fake_model::{Answer, FakeModelServer, FakeToolCall, openai_chat};
-use crate::support::{TestClient, Workspace, file_uri, tack_path};
+use crate::surfaces::{BROKEN, Session};
 
 const WAIT: Duration = Duration::from_secs(30);
-const BROKEN: &str = "int main(void) {\n    int x = 1\n    return x;\n}\n";
 /// What the editor's own C extension reports (worded unlike clangd, so it cannot be clangd's).
 const EDITOR_MESSAGE: &str = "expected a ';' (editor's own C server)";
 
-struct Session {
-    _workspace: Workspace,
-    model: FakeModelServer,
-    client: TestClient,
-    uri: String,
+/// The editor session of `surfaces` (tack in front of clangd, the scripted model, `main.c`
+/// open), with these `initializationOptions`.
+async fn start(initialization_options: Option<Value>) -> Session {
+    Session::start_custom(BROKEN, "", |params| {
+        if let Some(options) = initialization_options {
+            params["initializationOptions"] = options;
+        }
+    })
+    .await
 }
 
-impl Session {
-    async fn start(initialization_options: Option<Value>) -> Session {
-        let model = FakeModelServer::start().await.unwrap();
-        let workspace = Workspace::new();
-        workspace.write(
-            "tack.toml",
-            &format!(
-                "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n",
-                model.url()
-            ),
-        );
-        let path = workspace.write("main.c", BROKEN);
-        let clangd_dir = tool("clangd").parent().unwrap().to_path_buf();
-        let search_path = std::env::join_paths(std::iter::once(clangd_dir).chain(
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-        ))
-        .unwrap()
-        .into_string()
+/// The names of tack's child processes, once the editor's messages so far are handled
+/// (a request round trip orders after them).
+async fn child_processes(session: &Session) -> Vec<String> {
+    code_action_titles(session).await;
+    child_process_names(session.client.pid().unwrap())
+}
+
+async fn code_action_titles(session: &Session) -> Vec<String> {
+    let actions = session
+        .client
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": { "uri": session.uri },
+                "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
+                "context": { "diagnostics": [], "triggerKind": 1 }
+            }),
+        )
+        .await
         .unwrap();
-        let home = workspace.path(".home").display().to_string();
-        let env = [
-            ("PATH", search_path.as_str()),
-            ("XDG_CONFIG_HOME", home.as_str()),
-            ("XDG_DATA_HOME", home.as_str()),
-            ("XDG_STATE_HOME", home.as_str()),
-            ("XDG_CACHE_HOME", home.as_str()),
-        ];
-        let client = TestClient::spawn(&tack_path(), &["lsp"], &workspace.root(), &env);
-        let mut params = TestClient::initialize_params(&workspace.root(), initialization_options);
-        params["capabilities"]["experimental"] = json!({ "tack": { "transcript": true } });
-        client.request("initialize", params).await.unwrap();
-        client.notify("initialized", json!({}));
-        client.did_open(&path, "c", BROKEN);
-        Session {
-            uri: file_uri(&path),
-            _workspace: workspace,
-            model,
-            client,
-        }
-    }
+    actions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["title"].as_str().map(str::to_owned))
+        .collect()
+}
 
-    /// The names of tack's child processes, once the editor's messages so far are handled
-    /// (a request round trip orders after them).
-    async fn child_processes(&self) -> Vec<String> {
-        self.code_action_titles().await;
-        child_process_names(self.client.pid().unwrap())
-    }
+fn report(session: &Session, version: i32, diagnostics: Value) {
+    session.client.notify(
+        "tack/editorDiagnostics",
+        json!({ "uri": session.uri, "version": version, "diagnostics": diagnostics }),
+    );
+}
 
-    async fn code_action_titles(&self) -> Vec<String> {
-        let actions = self
-            .client
-            .request(
-                "textDocument/codeAction",
-                json!({
-                    "textDocument": { "uri": self.uri },
-                    "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
-                    "context": { "diagnostics": [], "triggerKind": 1 }
-                }),
-            )
-            .await
-            .unwrap();
-        actions
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a["title"].as_str().map(str::to_owned))
-            .collect()
-    }
-
-    fn report(&self, version: i32, diagnostics: Value) {
-        self.client.notify(
-            "tack/editorDiagnostics",
-            json!({ "uri": self.uri, "version": version, "diagnostics": diagnostics }),
-        );
-    }
+/// Asserts whether tack offers "Fix all errors in file with tack", which it does exactly when
+/// its diagnostics store holds an error for the file.
+async fn assert_fix_all_offered(session: &Session, offered: bool, why: &str) {
+    let titles = code_action_titles(session).await;
+    assert_eq!(
+        titles
+            .iter()
+            .any(|t| t == "Fix all errors in file with tack"),
+        offered,
+        "{why} {titles:?}"
+    );
 }
 
 fn editor_diagnostic() -> Value {
@@ -141,41 +114,29 @@ async fn companion_mode_starts_no_server_for_the_editors_languages_and_the_agent
  {
     // Baseline: without the declaration, the same workspace gets clangd from tack, so the
     // process check below can see a started server.
-    let baseline = Session::start(None).await;
-    let children = baseline.child_processes().await;
+    let baseline = start(None).await;
+    let children = child_processes(&baseline).await;
     assert!(
         children.iter().any(|name| name.starts_with("clangd")),
         "{children:?}"
     );
     baseline.client.shutdown_and_close().await;
 
-    let session = Session::start(Some(
+    let session = start(Some(
         json!({ "editor": { "companion": { "languages": ["c"] } } }),
     ))
     .await;
-    let children = session.child_processes().await;
+    let children = child_processes(&session).await;
     assert!(children.is_empty(), "tack started {children:?}");
-    let titles = session.code_action_titles().await;
-    assert!(
-        !titles
-            .iter()
-            .any(|t| t == "Fix all errors in file with tack"),
-        "{titles:?}"
-    );
+    assert_fix_all_offered(&session, false, "no report yet:").await;
 
     // The editor reports what its own C server says (and a tack marker, which is not its).
     let marker = json!({
         "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 0, "character": 0 } },
         "severity": 3, "source": "tack", "message": "tack proposal: …",
     });
-    session.report(1, json!([editor_diagnostic(), marker]));
-    let titles = session.code_action_titles().await;
-    assert!(
-        titles
-            .iter()
-            .any(|t| t == "Fix all errors in file with tack"),
-        "the editor's error did not reach tack's store: {titles:?}"
-    );
+    report(&session, 1, json!([editor_diagnostic(), marker]));
+    assert_fix_all_offered(&session, true, "the editor's error reaches tack's store:").await;
 
     // The agent: the fix prompt lists the editor's error, and the `diagnostics` tool's fresh
     // wait is answered by the editor's report for the open, undrafted file.
@@ -222,14 +183,8 @@ async fn companion_mode_starts_no_server_for_the_editors_languages_and_the_agent
     );
 
     // An empty report replaces the editor's set.
-    session.report(2, json!([]));
-    let titles = session.code_action_titles().await;
-    assert!(
-        !titles
-            .iter()
-            .any(|t| t == "Fix all errors in file with tack"),
-        "{titles:?}"
-    );
+    report(&session, 2, json!([]));
+    assert_fix_all_offered(&session, false, "an empty report clears the editor's set:").await;
 
     // The editor was never sent its own diagnostics back.
     let echoed: Vec<Value> = session
@@ -246,7 +201,7 @@ async fn companion_mode_starts_no_server_for_the_editors_languages_and_the_agent
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_companion_input_is_named_and_the_session_goes_on() {
     // A declaration that is not a list: tack says so and serves every language itself.
-    let session = Session::start(Some(
+    let session = start(Some(
         json!({ "editor": { "companion": { "languages": "c" } } }),
     ))
     .await;
@@ -264,7 +219,7 @@ async fn malformed_companion_input_is_named_and_the_session_goes_on() {
         )
         .await;
     assert_eq!(shown["type"], 2);
-    let children = session.child_processes().await;
+    let children = child_processes(&session).await;
     assert!(
         children.iter().any(|name| name.starts_with("clangd")),
         "{children:?}"
@@ -274,7 +229,7 @@ async fn malformed_companion_input_is_named_and_the_session_goes_on() {
 
     // In companion mode: a report without a uri is named in the client's log and changes
     // nothing; a malformed diagnostic inside a good report is skipped, the rest lands.
-    let session = Session::start(Some(
+    let session = start(Some(
         json!({ "editor": { "companion": { "languages": ["c"] } } }),
     ))
     .await;
@@ -302,21 +257,13 @@ async fn malformed_companion_input_is_named_and_the_session_goes_on() {
             .contains("missing field `uri`"),
         "{logged}"
     );
-    let titles = session.code_action_titles().await;
-    assert!(
-        !titles
-            .iter()
-            .any(|t| t == "Fix all errors in file with tack"),
-        "{titles:?}"
+    assert_fix_all_offered(&session, false, "a report without a uri lands nowhere:").await;
+    report(
+        &session,
+        1,
+        json!([{ "message": "no range" }, editor_diagnostic()]),
     );
-    session.report(1, json!([{ "message": "no range" }, editor_diagnostic()]));
-    let titles = session.code_action_titles().await;
-    assert!(
-        titles
-            .iter()
-            .any(|t| t == "Fix all errors in file with tack"),
-        "{titles:?}"
-    );
+    assert_fix_all_offered(&session, true, "the good diagnostic of the report lands:").await;
     assert!(session.client.protocol_violations().is_empty());
     session.client.shutdown_and_close().await;
 }

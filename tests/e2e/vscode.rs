@@ -129,6 +129,11 @@ struct Step {
     ms: u64,
 }
 
+/// Whether a recorded quick-fix menu listed `title`.
+fn offers(menu: &Option<Vec<String>>, title: &str) -> bool {
+    menu.iter().flatten().any(|offered| offered == title)
+}
+
 /// code-server and every process it started; all are killed, by pid, when dropped.
 struct CodeServer {
     child: Child,
@@ -270,13 +275,7 @@ async fn vscode_fixes_with_tack_from_the_quick_fix_menu_streams_the_chat_applies
         "{summary}"
     );
     assert_eq!(run.text_before.as_deref(), Some(BROKEN), "{summary}");
-    assert!(
-        run.quick_fixes
-            .iter()
-            .flatten()
-            .any(|title| title == "Fix with tack"),
-        "{summary}"
-    );
+    assert!(offers(&run.quick_fixes, "Fix with tack"), "{summary}");
     let chat = run.chat_after_fix.as_deref().unwrap_or_default();
     assert!(
         chat.contains("Added the missing semicolon.")
@@ -285,10 +284,10 @@ async fn vscode_fixes_with_tack_from_the_quick_fix_menu_streams_the_chat_applies
         "{summary}"
     );
     assert!(
-        run.proposal_fixes
-            .iter()
-            .flatten()
-            .any(|title| title == "Apply tack change: Added the missing semicolon."),
+        offers(
+            &run.proposal_fixes,
+            "Apply tack change: Added the missing semicolon."
+        ),
         "{summary}"
     );
     assert_eq!(run.text_applied.as_deref(), Some(REPAIRED), "{summary}");
@@ -315,10 +314,7 @@ async fn vscode_fixes_with_tack_from_the_quick_fix_menu_streams_the_chat_applies
     );
     // Companion mode: VS Code's JSON error (no tack server reports on JSON) is in tack's store.
     assert!(
-        run.companion_fixes
-            .iter()
-            .flatten()
-            .any(|title| title == "Fix all errors in file with tack"),
+        offers(&run.companion_fixes, "Fix all errors in file with tack"),
         "{summary}"
     );
     assert_eq!(run.screenshots.len(), 9, "{summary}");
@@ -361,7 +357,11 @@ fn drive_workbench(artifacts: &Path, model_url: &str) -> WorkbenchRun {
     std::fs::create_dir(&workspace).unwrap();
     std::fs::write(workspace.join("main.c"), BROKEN).unwrap();
     // VS Code's built-in JSON support flags the missing comma; tack has no JSON server.
-    std::fs::write(workspace.join("data.json"), "{\n  \"a\": 1\n  \"b\": 2\n}\n").unwrap();
+    std::fs::write(
+        workspace.join("data.json"),
+        "{\n  \"a\": 1\n  \"b\": 2\n}\n",
+    )
+    .unwrap();
     std::fs::write(
         workspace.join("tack.toml"),
         format!(
@@ -407,33 +407,29 @@ fn drive_workbench(artifacts: &Path, model_url: &str) -> WorkbenchRun {
         }
     };
 
-    let mut install = Command::new(&code_server);
-    install
-        .arg("--config")
-        .arg(&config)
-        .arg("--user-data-dir")
-        .arg(&user_data)
-        .arg("--extensions-dir")
-        .arg(&extensions)
-        .arg("--install-extension")
-        .arg(&vsix);
-    isolate(&mut install);
+    // Every code-server command: this configuration, these folders, the isolated XDG folders.
+    let code_server_command = || {
+        let mut command = Command::new(&code_server);
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("--user-data-dir")
+            .arg(&user_data)
+            .arg("--extensions-dir")
+            .arg(&extensions);
+        isolate(&mut command);
+        command
+    };
     let installed = run_ok(
-        &mut install,
+        code_server_command().arg("--install-extension").arg(&vsix),
         "installing the .vsix",
         Duration::from_secs(120),
     );
     assert!(installed.contains("successfully installed"), "{installed}");
 
     let log = root.join("code-server.log");
-    let mut serve = Command::new(&code_server);
+    let mut serve = code_server_command();
     serve
-        .arg("--config")
-        .arg(&config)
-        .arg("--user-data-dir")
-        .arg(&user_data)
-        .arg("--extensions-dir")
-        .arg(&extensions)
         .args([
             "--disable-telemetry",
             "--disable-update-check",
@@ -443,7 +439,6 @@ fn drive_workbench(artifacts: &Path, model_url: &str) -> WorkbenchRun {
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(std::fs::File::create(root.join("code-server.err")).unwrap());
-    isolate(&mut serve);
     let mut server = CodeServer {
         child: serve.spawn().unwrap(),
         log: log.clone(),

@@ -63,6 +63,18 @@ async function waitForText(page, expected) {
   return editorText(page);
 }
 
+/** Opens a workspace file with quick open (Ctrl+P). */
+async function openFile(page, name) {
+  await page.keyboard.press('Control+P');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await page.locator('.editor-instance .monaco-editor .view-lines').waitFor();
+  await page.locator('.tab.active', { hasText: name }).waitFor();
+}
+
 /** Waits until clangd's error is gone from the editor (it re-checked the changed text). */
 async function noSquiggles(page) {
   await page.waitForFunction(() => document.querySelectorAll('.editor-instance .squiggly-error').length === 0, null, { timeout });
@@ -117,15 +129,7 @@ function chat(page) {
       await item.waitFor({ state: 'visible', timeout });
       return (await item.textContent()).trim();
     });
-    await step('open main.c', async () => {
-      await page.keyboard.press('Control+P');
-      const input = page.locator('.quick-input-widget input');
-      await input.waitFor({ state: 'visible' });
-      await input.fill('main.c');
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'main.c' }).first().waitFor();
-      await page.keyboard.press('Enter');
-      await page.locator('.editor-instance .monaco-editor .view-lines').waitFor();
-    });
+    await step('open main.c', () => openFile(page, 'main.c'));
     result.diagnostic = await step('clangd diagnostic through tack', async () => {
       await page.locator('.editor-instance .squiggly-error').first().waitFor({ state: 'attached' });
       result.text_before = await editorText(page);
@@ -199,13 +203,7 @@ function chat(page) {
     result.companion_fixes = await step("companion mode: VS Code's own JSON error reaches tack", async () => {
       // Only VS Code's built-in JSON support reports on this file; tack offers "Fix all errors
       // in file" from its diagnostics store, so the error was forwarded to it.
-      await page.keyboard.press('Control+P');
-      const input = page.locator('.quick-input-widget input');
-      await input.waitFor({ state: 'visible' });
-      await input.fill('data.json');
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'data.json' }).first().waitFor();
-      await page.keyboard.press('Enter');
-      await page.locator('.monaco-editor-background').first().waitFor();
+      await openFile(page, 'data.json');
       await clickOnSquiggle(page);
       const { titles } = await quickFixMenu(page, 'Fix all errors in file with tack');
       await screenshot(page, '09-companion-json');
