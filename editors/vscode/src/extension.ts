@@ -276,6 +276,10 @@ class Session {
         this.approvals.get(message.key)?.(message.answer);
         break;
       case 'command':
+        // Only the toolbar's commands: the page asks, the extension decides.
+        if (!['cancel', 'undo', 'redo', 'newSession'].includes(message.command)) {
+          return;
+        }
         await this.command(`tack.${message.command}`);
         if (message.command === 'newSession') {
           this.chat.post({ type: 'notice', text: 'The next request starts a new conversation.' });
