@@ -786,8 +786,8 @@ async fn navigation_reaches_files_the_editor_has_not_opened() {
 async fn a_client_with_no_optional_capabilities_still_gets_the_run_and_its_proposal() {
     // No progress, no showDocument, no documentChanges, no transcript notifications: what a
     // minimal LSP client offers.
-    let mut session = Session::start_custom(BROKEN, "", |capabilities| {
-        *capabilities = json!({
+    let mut session = Session::start_custom(BROKEN, "", |params| {
+        params["capabilities"] = json!({
             "workspace": { "applyEdit": true },
             "textDocument": { "publishDiagnostics": {} },
         });
