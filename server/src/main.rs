@@ -131,18 +131,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &tack::providers::discovery::probe_targets(registry.catalog()),
         ));
         let statuses = tack::providers::cli::provider_statuses(&registry, &local);
+        // MCP servers are started to be checked, then closed.
+        let loaded = tack::config::Config::load(&sources);
+        let mcp = runtime.block_on(tack::mcp::client::doctor_report(&loaded.config, &folder));
         write_stdout(&format!(
-            "{report}\n{}",
+            "{report}\n{}\n{mcp}",
             tack::providers::cli::render_doctor(&statuses)
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::HelixConfig { command } = &cli.command {
         let folder = std::env::current_dir().context("cannot read the current folder")?;
-        let loaded = tack::config::Config::load(&tack::config::ConfigSources::from_env(
-            Some(folder),
-            None,
-        ));
+        let loaded =
+            tack::config::Config::load(&tack::config::ConfigSources::from_env(Some(folder), None));
         for warning in &loaded.warnings {
             eprintln!("tack: {warning}");
         }
