@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+pub mod server;
 
 pub use client::{McpClients, McpStart, ServerReport, ServerStatus};
 pub use config::{McpConfig, McpEntry, McpServerSpec, McpTransport};
