@@ -333,6 +333,14 @@ async fn connect(spec: &McpServerSpec) -> Result<Connection, String> {
                             rustix::process::Signal::KILL,
                         );
                     }
+                    let error = match error {
+                        rmcp::service::ClientInitializeError::ConnectionClosed(_)
+                        | rmcp::service::ClientInitializeError::TransportError { .. } => {
+                            "it exited (or closed its output) before answering initialize"
+                                .to_owned()
+                        }
+                        other => other.to_string(),
+                    };
                     return Err(format!("{error}{}", stderr.suffix()));
                 }
                 Err(_) => {
