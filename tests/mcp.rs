@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::e2e::tool;
 use crate::support::fake_model::{Answer, FakeModelServer, FakeToolCall, Reply, openai_chat};
-use crate::support::{TestClient, Workspace, tack_path};
+use crate::support::{TestClient, Workspace, tack_in, tack_path};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -39,22 +39,10 @@ fn model_config(model: &FakeModelServer) -> String {
     )
 }
 
-/// Runs `tack` in the workspace with its own config, data and state folders.
+/// Runs `tack` in the workspace (see [`tack_in`]) with `env` added.
 fn tack(workspace: &Workspace, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let home = workspace.path(".home").display().to_string();
-    let mut command = Command::new(tack_path());
-    command
-        .args(args)
-        .current_dir(workspace.root())
-        .env("XDG_CONFIG_HOME", &home)
-        .env("XDG_DATA_HOME", &home)
-        .env("XDG_STATE_HOME", &home)
-        .env("TACK_LOG", "warn")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY");
-    for (name, value) in env {
-        command.env(name, value);
-    }
+    let mut command = tack_in(workspace, args);
+    command.envs(env.iter().copied());
     command.output().unwrap()
 }
 
@@ -91,6 +79,26 @@ fn toml_path(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
 
+/// A workspace whose `tack.toml` names the fake model and the filesystem server as `fs`
+/// (serving the workspace), then `extra`.
+fn with_fs_server(model: &FakeModelServer, extra: &str) -> Workspace {
+    let workspace = Workspace::new();
+    workspace.write(
+        "tack.toml",
+        &format!(
+            "{}\n[mcp.fs]\ncommand = {}\nargs = [\".\"]\n{extra}",
+            model_config(model),
+            toml_path(&tool("mcp-server-filesystem"))
+        ),
+    );
+    workspace
+}
+
+/// The JSON text of the model request number `n`.
+fn request_text(model: &FakeModelServer, n: usize) -> String {
+    model.requests()[n].json().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_calls_a_real_filesystem_server_configured_in_mcp_json() {
     let fs_server = tool("mcp-server-filesystem");
@@ -125,7 +133,7 @@ async fn the_agent_calls_a_real_filesystem_server_configured_in_mcp_json() {
         assert!(tools.iter().any(|t| t == name), "{name} not in {tools:?}");
     }
     // The server's answer is the tool result of the next request.
-    let second = requests[1].json().to_string();
+    let second = request_text(&model, 1);
     assert!(second.contains("the secret word is swordfish"), "{second}");
     // Logged like every tool call: begun, decided by the policy (read-only: allowed), ended.
     let events = events(&stdout);
@@ -141,17 +149,8 @@ async fn the_agent_calls_a_real_filesystem_server_configured_in_mcp_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permissions_ask_and_deny_apply_to_mcp_tools() {
-    let fs_server = tool("mcp-server-filesystem");
     let model = FakeModelServer::start().await.unwrap();
-    let workspace = Workspace::new();
-    workspace.write(
-        "tack.toml",
-        &format!(
-            "{}\n[mcp.fs]\ncommand = {}\nargs = [\".\"]\n\n[permissions]\nfs__create_directory = \"deny\"\n",
-            model_config(&model),
-            toml_path(&fs_server)
-        ),
-    );
+    let workspace = with_fs_server(&model, "[permissions]\nfs__create_directory = \"deny\"\n");
     let new_file = workspace.path("new.txt").display().to_string();
     let new_dir = workspace.path("made").display().to_string();
     let script = |model: &FakeModelServer| {
@@ -194,13 +193,12 @@ async fn permissions_ask_and_deny_apply_to_mcp_tools() {
     );
     assert!(!workspace.path("new.txt").exists());
     assert!(!workspace.path("made").exists());
-    let requests = model.requests();
-    let second = requests[1].json().to_string();
+    let second = request_text(&model, 1);
     assert!(
         second.contains("The user denied fs__write_file"),
         "{second}"
     );
-    let third = requests[2].json().to_string();
+    let third = request_text(&model, 2);
     assert!(
         third.contains("fs__create_directory is denied by the permission policy"),
         "{third}"
@@ -292,16 +290,16 @@ async fn servers_that_crash_hang_or_die_mid_call_are_reported_and_the_run_goes_o
             .any(|t| t.starts_with("crashes__") || t.starts_with("hangs__"))
     );
     // A server that dies mid-call is an error result naming it; a call that hangs times out.
-    let second = requests[1].json().to_string();
+    let second = request_text(&model, 1);
     assert!(second.contains("MCP server dies has stopped"), "{second}");
     assert!(second.contains("crashing on purpose"), "{second}");
-    let third = requests[2].json().to_string();
+    let third = request_text(&model, 2);
     assert!(
         third.contains("MCP server slow did not answer trigger-long-running-operation within 2 s"),
         "{third}"
     );
     // The server that timed out a call still answers the next one.
-    let fourth = requests[3].json().to_string();
+    let fourth = request_text(&model, 3);
     assert!(fourth.contains("Echo: still here"), "{fourth}");
 }
 
@@ -390,7 +388,7 @@ async fn streamable_http_servers_work_and_get_their_headers_without_leaking_them
     assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     let requests = model.requests();
     assert_eq!(requests.len(), 2, "{stderr}");
-    let second = requests[1].json().to_string();
+    let second = request_text(&model, 1);
     assert!(second.contains("Echo: ping over http"), "{second}");
     // The refusing server got the configured headers, expanded; nothing printed the token.
     let sent = guarded.requests();
@@ -452,16 +450,10 @@ fn doctor_starts_each_server_and_shows_its_tools_or_why_it_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_the_editor_mcp_tools_run_and_a_failing_server_is_shown_as_a_warning() {
-    let fs_server = tool("mcp-server-filesystem");
     let model = FakeModelServer::start().await.unwrap();
-    let workspace = Workspace::new();
-    workspace.write(
-        "tack.toml",
-        &format!(
-            "{}\n[mcp.fs]\ncommand = {}\nargs = [\".\"]\n[mcp.broken]\ncommand = \"sh\"\nargs = [\"-c\", \"exit 7\"]\n",
-            model_config(&model),
-            toml_path(&fs_server)
-        ),
+    let workspace = with_fs_server(
+        &model,
+        "[mcp.broken]\ncommand = \"sh\"\nargs = [\"-c\", \"exit 7\"]\n",
     );
     let notes = workspace.write("notes.txt", "editor sessions see this\n");
     model.push(call(
@@ -513,7 +505,7 @@ async fn in_the_editor_mcp_tools_run_and_a_failing_server_is_shown_as_a_warning(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let second = model.requests()[1].json().to_string();
+    let second = request_text(&model, 1);
     assert!(second.contains("editor sessions see this"), "{second}");
     client.shutdown_and_exit().await;
 }
@@ -594,18 +586,8 @@ async fn tack_mcp_serves_clangd_diagnostics_navigation_and_undoable_edits() {
         .map(|t| t.name.to_string())
         .collect();
     assert_eq!(
-        names,
-        [
-            "diagnostics",
-            "definition",
-            "references",
-            "hover",
-            "symbols",
-            "edit",
-            "write",
-            "undo",
-            "redo"
-        ]
+        names.join(" "),
+        "diagnostics definition references hover symbols edit write undo redo"
     );
 
     // Asked not to wait, clangd has not answered yet: incomplete, never clean.
