@@ -677,6 +677,14 @@ async fn tack_mcp_serves_clangd_diagnostics_navigation_and_undoable_edits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tack_mcp_follows_edits_other_agents_make_and_refuses_bad_input_clearly() {
     let mcp = TackMcp::start().await;
+    // Navigation first: the file is given to clangd before it is asked about.
+    let hover = mcp
+        .ok(
+            "hover",
+            json!({ "path": "main.c", "line": 2, "symbol": "add" }),
+        )
+        .await;
+    assert!(hover.contains("add"), "{hover}");
     let first = mcp.ok("diagnostics", json!({ "paths": ["main.c"] })).await;
     assert!(first.contains("1 error(s)"), "{first}");
 

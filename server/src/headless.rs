@@ -547,6 +547,17 @@ impl LanguageFeedback for HeadlessFeedback {
         params: Value,
     ) -> BoxFuture<'a, Result<Value, String>> {
         Box::pin(async move {
+            // A server answers only about documents it has been given: open the one named.
+            if let Some(path) = params
+                .pointer("/textDocument/uri")
+                .and_then(Value::as_str)
+                .and_then(|uri| url::Url::parse(uri).ok()?.to_file_path().ok())
+                && self.session.open_text(&path).is_none()
+                && let Ok(text) = std::fs::read_to_string(&path)
+                && let Err(error) = self.session.set_text(&path, &text)
+            {
+                tracing::warn!(%error, path = %path.display(), "cannot open the document");
+            }
             self.session
                 .request(method, params)
                 .await

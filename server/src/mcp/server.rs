@@ -88,10 +88,17 @@ pub async fn serve_stdio(folder: &Path) -> Result<(), McpServeError> {
         .map_err(|error| McpServeError::Protocol(error.to_string()))?;
     let end = running.waiting().await;
     tracing::info!(?end, "MCP client gone");
-    if let Some(Ok(language)) = language.get()
-        && let Ok(feedback) = Arc::try_unwrap(language.feedback.clone())
+    // The server (and its clone of the language) is gone with the service: shut down in order.
+    if let Ok(cell) = Arc::try_unwrap(language)
+        && let Some(Ok(Language {
+            feedback,
+            workspace,
+        })) = cell.into_inner()
     {
-        feedback.into_session().shutdown().await;
+        drop(workspace);
+        if let Ok(feedback) = Arc::try_unwrap(feedback) {
+            feedback.into_session().shutdown().await;
+        }
     }
     Ok(())
 }
