@@ -644,6 +644,22 @@ async fn tack_mcp_serves_clangd_diagnostics_navigation_and_undoable_edits() {
         "{hover}"
     );
 
+    let references = mcp
+        .ok(
+            "references",
+            json!({ "path": "main.c", "line": 1, "symbol": "add" }),
+        )
+        .await;
+    assert!(
+        references.contains("main.c:1:") && references.contains("main.c:2:"),
+        "{references}"
+    );
+    let symbols = mcp.ok("symbols", json!({ "path": "main.c" })).await;
+    assert!(
+        symbols.contains("main.c:1: function add") && symbols.contains("main.c:2: function main"),
+        "{symbols}"
+    );
+
     // The edit fixes the error; the answer says so.
     let edited = mcp
         .ok(
