@@ -7,6 +7,7 @@ mod companion;
 mod e2e;
 mod fake_lsp_selftest;
 mod headless;
+mod mcp;
 mod proxy;
 mod run;
 mod support;

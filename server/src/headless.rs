@@ -178,6 +178,26 @@ impl LanguageSession {
         }
     }
 
+    /// The version of a file the servers last got, when it is open in this session.
+    pub fn version_of(&self, path: &Path) -> Option<i32> {
+        let uri = file_uri(path).ok()?;
+        let documents = self.documents.lock().ok()?;
+        documents.get(&uri).map(|(version, _)| *version)
+    }
+
+    /// The files open in this session.
+    pub fn open_paths(&self) -> Vec<PathBuf> {
+        let Ok(documents) = self.documents.lock() else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = documents
+            .keys()
+            .filter_map(|uri| url::Url::parse(uri).ok()?.to_file_path().ok())
+            .collect();
+        paths.sort();
+        paths
+    }
+
     /// The text the servers have for a file, when it is open in this session.
     pub fn open_text(&self, path: &Path) -> Option<String> {
         let uri = file_uri(path).ok()?;

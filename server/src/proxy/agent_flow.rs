@@ -52,6 +52,9 @@ pub enum SurfaceEvent {
     SessionStarted { model: String },
     /// The session task ended; `error` says why when it could not run.
     SessionEnded { error: Option<String> },
+    /// Something the user should know that does not stop the session (an MCP server that
+    /// failed to start): shown as a warning message.
+    Warning { message: String },
 }
 
 /// A request tack itself sent the editor, waiting for its answer.
@@ -289,6 +292,7 @@ impl Proxy {
                     agent.model_label = Some(model);
                 }
             }
+            SurfaceEvent::Warning { message } => self.show_message(2, format!("tack: {message}")),
             SurfaceEvent::SessionEnded { error } => {
                 if let Some(agent) = &mut self.agent {
                     agent.submissions = None;
