@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::e2e::tool;
 use crate::support::fake_model::{Answer, End, FakeModelServer, FakeToolCall, openai_chat};
-use crate::support::{TestClient, Workspace, file_uri, tack_path};
+use crate::support::{TestClient, Workspace, editor_env, file_uri, tack_path};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PUBLISH: &str = "textDocument/publishDiagnostics";
@@ -62,22 +61,8 @@ impl Session {
             ),
         );
         let path = workspace.write("main.c", text);
-        let clangd_dir = tool("clangd").parent().unwrap().to_path_buf();
-        let search_path = std::env::join_paths(std::iter::once(clangd_dir).chain(
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-        ))
-        .unwrap()
-        .into_string()
-        .unwrap();
-        let home = workspace.path(".home").display().to_string();
-        let env = [
-            ("PATH", search_path.as_str()),
-            ("XDG_CONFIG_HOME", home.as_str()),
-            ("XDG_DATA_HOME", home.as_str()),
-            ("XDG_STATE_HOME", home.as_str()),
-            ("XDG_CACHE_HOME", home.as_str()),
-            ("TACK_LOG", "debug"),
-        ];
+        let env = editor_env(&workspace);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let client = TestClient::spawn(&tack_path(), &["lsp"], &workspace.root(), &env);
         let mut params = TestClient::initialize_params(&workspace.root(), None);
         params["capabilities"]["experimental"] = json!({ "tack": { "transcript": true } });
@@ -193,7 +178,7 @@ impl Session {
 }
 
 /// Applies LSP text edits (line/character, UTF-16 = bytes here: ASCII) to `text`.
-fn apply_edits(text: &str, edits: &[Value]) -> String {
+pub fn apply_edits(text: &str, edits: &[Value]) -> String {
     let offset = |position: &Value| {
         let line = position["line"].as_u64().unwrap() as usize;
         let character = position["character"].as_u64().unwrap() as usize;
