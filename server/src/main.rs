@@ -89,6 +89,9 @@ enum Command {
         #[arg(value_name = "FOLDER")]
         folder: Option<std::path::PathBuf>,
     },
+    /// Serve the Agent Client Protocol on stdio: tack as an external agent for Zed's agent
+    /// panel (`"agent_servers": {"tack": {"command": "tack", "args": ["acp"]}}`).
+    Acp,
     /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
     HelixConfig {
         /// The command Helix starts (default: this tack binary's path).
@@ -204,6 +207,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = runtime.block_on(tack::run::run(options))?;
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             Ok(ExitCode::from(code))
+        }
+        Command::Acp => {
+            runtime.block_on(tack::acp::serve_stdio())?;
+            // Language servers and stdin reader must not keep the process alive.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Models { refresh } => {
             let registry = providers_registry()?;

@@ -44,6 +44,13 @@ pub trait LanguageFeedback: Send + Sync {
         method: &'a str,
         params: serde_json::Value,
     ) -> BoxFuture<'a, Result<serde_json::Value, String>>;
+
+    /// Writes an agent edit's new text, after its snapshot was taken (blocking; called off
+    /// the async threads). The default writes the file atomically to disk; a front end that
+    /// owns the buffers (ACP's `fs/write_text_file`) writes through them instead.
+    fn write_file(&self, path: &Path, text: &str) -> std::io::Result<()> {
+        super::session::write_atomically(path, text)
+    }
 }
 
 /// Feedback for runs without language servers: no buffers, no diagnostics, no servers.

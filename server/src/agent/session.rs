@@ -34,7 +34,7 @@ use crate::providers::{
     ApiKey, ChatRequest, ContentPart, Message, ModelClient, ModelResponse, ResolvedModel, Role,
     StopReason, StreamEvent, ToolCall, ToolResult, Usage,
 };
-use crate::snapshots::{ChangeId, SnapshotStore, no_overlay};
+use crate::snapshots::{ChangeId, SnapshotStore};
 
 /// Project instruction files read into the system prompt, in this order.
 pub const INSTRUCTION_FILES: [&str; 2] = ["AGENTS.md", "CLAUDE.md"];
@@ -636,12 +636,18 @@ impl Session {
         } else {
             None
         };
-        let summary = match &prepared {
-            Some((edits, _)) => cap(&self.diff(edits), MAX_APPROVAL_DIFF),
-            None => format!("{} {}", call.name, subjects.join(" ")),
+        let (summary, proposed) = match &prepared {
+            Some((edits, _)) => (cap(&self.diff(edits), MAX_APPROVAL_DIFF), edits.clone()),
+            None => (format!("{} {}", call.name, subjects.join(" ")), Vec::new()),
         };
         let allowed = self
-            .decide(call, effect != Effect::ReadOnly, &subjects, summary)
+            .decide(
+                call,
+                effect != Effect::ReadOnly,
+                &subjects,
+                summary,
+                proposed,
+            )
             .await?;
         if let Err(reason) = allowed {
             return Some(Err(reason));
@@ -675,6 +681,7 @@ impl Session {
         is_mutating: bool,
         subjects: &[String],
         summary: String,
+        edits: Vec<FileEdit>,
     ) -> Option<Result<(), String>> {
         let (action, source) = self
             .config
@@ -692,6 +699,7 @@ impl Session {
                     id: call.id.clone(),
                     tool: call.name.clone(),
                     summary,
+                    edits,
                 })
                 .await;
                 let (allow, remember) = loop {
@@ -928,10 +936,10 @@ fn write_with_snapshot(
         })?;
     let mut written: Vec<&FileEdit> = Vec::new();
     for edit in edits {
-        if let Err(error) = write_atomically(&edit.path, &edit.after) {
+        if let Err(error) = feedback.write_file(&edit.path, &edit.after) {
             for done in written.iter().rev() {
                 let restored = match &done.before {
-                    Some(text) => write_atomically(&done.path, text),
+                    Some(text) => feedback.write_file(&done.path, text),
                     None => std::fs::remove_file(&done.path),
                 };
                 if let Err(undo_error) = restored {
@@ -948,14 +956,22 @@ fn write_with_snapshot(
         }
         written.push(edit);
     }
-    store.commit_change(pending, &no_overlay).map_err(|error| {
+    // The post-image is the text written, also when the front end wrote it into an editor
+    // buffer that is not saved yet.
+    let written = |path: &Path| {
+        edits
+            .iter()
+            .find(|edit| edit.path == path)
+            .map(|edit| edit.after.clone())
+    };
+    store.commit_change(pending, &written).map_err(|error| {
         format!("the files were written but the snapshot could not be completed: {error}")
     })
 }
 
 /// Writes through a temporary file in the same folder and a rename, so a reader never sees
 /// half a file; creates missing folders; keeps an existing file's permissions.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let parent = path
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent folder"))?;

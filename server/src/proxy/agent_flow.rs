@@ -536,7 +536,9 @@ impl Proxy {
                     agent.cost_usd = Some(agent.cost_usd.unwrap_or(0.0) + cost.usd);
                 }
             }
-            AgentEvent::ApprovalAsked { id, tool, summary } => {
+            AgentEvent::ApprovalAsked {
+                id, tool, summary, ..
+            } => {
                 let params = json!({
                     "type": 3,
                     "message": format!("tack wants to use {tool}:\n{summary}"),
