@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 
 use crate::support::fake_model::{Answer, End, FakeModelServer, FakeToolCall, openai_chat};
-use crate::support::{Workspace, editor_env, tack_path};
+use crate::support::{Workspace, editor_env, tack_path, workspace_with_fake_model};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -339,15 +339,7 @@ impl Reader {
 
 /// A workspace whose `tack.toml` points at the fake model, with `main.c` on disk.
 async fn workspace() -> (Workspace, FakeModelServer, PathBuf) {
-    let model = FakeModelServer::start().await.unwrap();
-    let workspace = Workspace::new();
-    workspace.write(
-        "tack.toml",
-        &format!(
-            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n",
-            model.url()
-        ),
-    );
+    let (workspace, model) = workspace_with_fake_model("").await;
     let path = workspace.write("main.c", ON_DISK);
     (workspace, model, path)
 }

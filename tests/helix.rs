@@ -13,8 +13,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::fake_model::{Answer, FakeModelServer, FakeToolCall, openai_chat};
-use crate::support::{TestClient, Workspace, editor_env, file_uri, tack_path};
-use crate::surfaces::apply_edits;
+use crate::support::{
+    TestClient, Workspace, editor_env, file_uri, tack_path, workspace_with_fake_model,
+};
+use crate::surfaces::{apply_edits, code_actions, nth_apply_edit, titled};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PUBLISH: &str = "textDocument/publishDiagnostics";
@@ -113,15 +115,7 @@ struct Helix {
 
 impl Helix {
     async fn start(text: &str) -> Helix {
-        let model = FakeModelServer::start().await.unwrap();
-        let workspace = Workspace::new();
-        workspace.write(
-            "tack.toml",
-            &format!(
-                "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n",
-                model.url()
-            ),
-        );
+        let (workspace, model) = workspace_with_fake_model("").await;
         let path = workspace.write("main.c", text);
         let env = editor_env(&workspace);
         let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -210,23 +204,11 @@ impl Helix {
                 from <= end && start <= to
             })
             .collect();
-        self.client
-            .request(
-                "textDocument/codeAction",
-                json!({
-                    "textDocument": { "uri": self.document.uri },
-                    "range": {
-                        "start": { "line": start.0, "character": start.1 },
-                        "end": { "line": end.0, "character": end.1 }
-                    },
-                    "context": { "diagnostics": overlapping, "triggerKind": 1 }
-                }),
-            )
-            .await
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let range = json!({
+            "start": { "line": start.0, "character": start.1 },
+            "end": { "line": end.0, "character": end.1 }
+        });
+        code_actions(&self.client, &self.document.uri, range, overlapping).await
     }
 
     /// Picks the action whose title starts with `title` from the menu and runs it as Helix
@@ -234,15 +216,7 @@ impl Helix {
     /// apply the edit, then `workspace/executeCommand` with the action's own command.
     async fn pick(&mut self, line: u32, character: u32, title: &str) {
         let actions = self.code_actions(line, character).await;
-        let action = actions
-            .iter()
-            .find(|a| a["title"].as_str().unwrap().starts_with(title))
-            .cloned()
-            .unwrap_or_else(|| {
-                let titles: Vec<&str> =
-                    actions.iter().filter_map(|a| a["title"].as_str()).collect();
-                panic!("no code action {title:?} among {titles:?}")
-            });
+        let action = titled(&actions, title);
         let mut edit = action["edit"].clone();
         if self.resolves_code_actions
             && (action["edit"].is_null() || action["command"].is_null())
@@ -299,18 +273,7 @@ impl Helix {
     /// Waits for tack's `seen`-th `workspace/applyEdit` (Helix answered it `{applied: true}`)
     /// and applies it to the document.
     async fn apply_next_edit(&mut self, seen: usize) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let request = loop {
-            let requests = self.client.server_requests("workspace/applyEdit");
-            if requests.len() > seen {
-                break requests[seen].clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no applyEdit from tack"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let request = nth_apply_edit(&self.client, seen).await;
         self.apply(&request["edit"]);
     }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::fake_model::{Answer, End, FakeModelServer, FakeToolCall, openai_chat};
-use crate::support::{TestClient, Workspace, editor_env, file_uri, tack_path};
+use crate::support::{
+    TestClient, Workspace, editor_env, file_uri, tack_path, workspace_with_fake_model,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PUBLISH: &str = "textDocument/publishDiagnostics";
@@ -51,15 +53,7 @@ impl Session {
         extra: &str,
         capabilities: impl FnOnce(&mut Value),
     ) -> Session {
-        let model = FakeModelServer::start().await.unwrap();
-        let workspace = Workspace::new();
-        workspace.write(
-            "tack.toml",
-            &format!(
-                "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n{extra}",
-                model.url()
-            ),
-        );
+        let (workspace, model) = workspace_with_fake_model(extra).await;
         let path = workspace.write("main.c", text);
         let env = editor_env(&workspace);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -108,34 +102,12 @@ impl Session {
     }
 
     async fn code_actions(&self, range: Value, diagnostics: Vec<Value>) -> Vec<Value> {
-        self.client
-            .request(
-                "textDocument/codeAction",
-                json!({
-                    "textDocument": { "uri": self.uri },
-                    "range": range,
-                    "context": { "diagnostics": diagnostics, "triggerKind": 1 }
-                }),
-            )
-            .await
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        code_actions(&self.client, &self.uri, range, diagnostics).await
     }
 
     /// The action titled `title` (or starting with it).
     async fn action(&self, range: Value, diagnostics: Vec<Value>, title: &str) -> Value {
-        let actions = self.code_actions(range, diagnostics).await;
-        actions
-            .iter()
-            .find(|a| a["title"].as_str().unwrap().starts_with(title))
-            .cloned()
-            .unwrap_or_else(|| {
-                let titles: Vec<&str> =
-                    actions.iter().filter_map(|a| a["title"].as_str()).collect();
-                panic!("no code action {title:?} among {titles:?}")
-            })
+        titled(&self.code_actions(range, diagnostics).await, title)
     }
 
     /// Runs a code action's command the way an editor does.
@@ -149,18 +121,7 @@ impl Session {
     /// Waits for tack's next `workspace/applyEdit`, applies it to the client's buffer (as an
     /// editor does), and returns the edit.
     async fn apply_next_edit(&mut self, seen: usize) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let request = loop {
-            let requests = self.client.server_requests("workspace/applyEdit");
-            if requests.len() > seen {
-                break requests[seen].clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no applyEdit from tack"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let request = nth_apply_edit(&self.client, seen).await;
         let edit = request["edit"].clone();
         let change = &edit["documentChanges"][0];
         assert_eq!(change["textDocument"]["uri"], self.uri, "{edit}");
@@ -174,6 +135,57 @@ impl Session {
             .wait_notification(TRANSCRIPT, |p| p["event"]["type"] == kind, WAIT)
             .await["event"]
             .clone()
+    }
+}
+
+/// `textDocument/codeAction` on `range` of `uri`, invoked, with these diagnostics.
+pub async fn code_actions(
+    client: &TestClient,
+    uri: &str,
+    range: Value,
+    diagnostics: Vec<Value>,
+) -> Vec<Value> {
+    client
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": { "uri": uri },
+                "range": range,
+                "context": { "diagnostics": diagnostics, "triggerKind": 1 }
+            }),
+        )
+        .await
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The action whose title starts with `title`; the failure lists the titles there are.
+pub fn titled(actions: &[Value], title: &str) -> Value {
+    actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().starts_with(title))
+        .cloned()
+        .unwrap_or_else(|| {
+            let titles: Vec<&str> = actions.iter().filter_map(|a| a["title"].as_str()).collect();
+            panic!("no code action {title:?} among {titles:?}")
+        })
+}
+
+/// The `seen`-th `workspace/applyEdit` tack sent (0-based), once it has arrived.
+pub async fn nth_apply_edit(client: &TestClient, seen: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let requests = client.server_requests("workspace/applyEdit");
+        if requests.len() > seen {
+            return requests[seen].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no applyEdit number {seen} from tack"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -198,3 +198,20 @@ pub fn editor_env(workspace: &Workspace) -> Vec<(&'static str, String)> {
         ("TACK_LOG", "debug".to_owned()),
     ]
 }
+
+/// The fake model server and a workspace whose `tack.toml` names it (`scripted/m`, OpenAI
+/// chat wire format), with `extra` appended to that file.
+pub async fn workspace_with_fake_model(extra: &str) -> (Workspace, fake_model::FakeModelServer) {
+    let model = fake_model::FakeModelServer::start()
+        .await
+        .expect("the fake model server starts");
+    let workspace = Workspace::new();
+    workspace.write(
+        "tack.toml",
+        &format!(
+            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n{extra}",
+            model.url()
+        ),
+    );
+    (workspace, model)
+}
