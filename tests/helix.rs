@@ -114,8 +114,9 @@ struct Helix {
 }
 
 impl Helix {
-    async fn start(text: &str) -> Helix {
-        let (workspace, model) = workspace_with_fake_model("").await;
+    /// With `extra` appended to `tack.toml`.
+    async fn start(text: &str, extra: &str) -> Helix {
+        let (workspace, model) = workspace_with_fake_model(extra).await;
         let path = workspace.write("main.c", text);
         let env = editor_env(&workspace);
         let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -309,7 +310,7 @@ fn position(value: &Value) -> (u32, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helix_runs_an_instruction_comment_applies_undoes_and_redoes_it() {
-    let mut helix = Helix::start(SOURCE).await;
+    let mut helix = Helix::start(SOURCE, "").await;
     helix.model.push(openai_chat::stream(
         &Answer::default().with_tool_call(FakeToolCall::new(
             "c1",
@@ -388,5 +389,49 @@ async fn helix_runs_an_instruction_comment_applies_undoes_and_redoes_it() {
         assert!(helix.client.server_requests(method).is_empty(), "{method}");
     }
     assert_eq!(helix.workspace.read("main.c"), SOURCE);
+    helix.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_helix_cannot_ask_for_is_denied_and_the_user_told_how_to_allow_it() {
+    let mut helix = Helix::start(SOURCE, "\n[permissions]\nread = \"ask\"\n").await;
+    helix
+        .model
+        .push(openai_chat::stream(&Answer::default().with_tool_call(
+            FakeToolCall::new("c1", "read", &[&json!({ "path": "main.c" }).to_string()]),
+        )));
+    helix
+        .model
+        .push(openai_chat::stream(&Answer::text(&["Could not read it."])));
+    helix
+        .pick(1, 8, "Run tack instruction: rename x to count")
+        .await;
+    let told = helix
+        .client
+        .wait_notification(
+            "window/showMessage",
+            |p| p["message"].as_str().unwrap().contains("cannot ask"),
+            WAIT,
+        )
+        .await;
+    let message = told["message"].as_str().unwrap();
+    assert!(message.contains("read = \"allow\""), "{message}");
+    // The run went on: the model heard of the denial and answered.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while helix.model.requests().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run stopped at the approval"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = helix.model.requests()[1].json().to_string();
+    assert!(second.contains("The user denied read."), "{second}");
+    assert!(
+        helix
+            .client
+            .server_requests("window/showMessageRequest")
+            .is_empty()
+    );
     helix.client.shutdown_and_exit().await;
 }
