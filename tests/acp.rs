@@ -200,11 +200,16 @@ impl AcpClient {
 
     /// `initialize` as Zed sends it: file system access, no terminal.
     async fn initialize(&self) -> Value {
+        self.initialize_with_files(true).await
+    }
+
+    /// `initialize`, offering `fs/read_text_file` and `fs/write_text_file` or not.
+    async fn initialize_with_files(&self, files: bool) -> Value {
         self.request(
             "initialize",
             json!({
                 "protocolVersion": 1,
-                "clientCapabilities": { "fs": { "readTextFile": true, "writeTextFile": true }, "terminal": false },
+                "clientCapabilities": { "fs": { "readTextFile": files, "writeTextFile": files }, "terminal": false },
                 "clientInfo": { "name": "zed", "title": "Zed", "version": "0.200.0" }
             }),
         )
@@ -536,5 +541,36 @@ async fn cancel_ends_the_prompt_and_bad_messages_get_clear_errors() {
     let prompt = client.prompt(&session, "are you there?");
     let response = client.response(prompt).await;
     assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_file_access_gets_edits_on_disk_after_their_snapshot() {
+    let (workspace, model, _path) = workspace().await;
+    let client = AcpClient::spawn(&workspace);
+    client.initialize_with_files(false).await;
+    let session = client.new_session(&workspace.root()).await;
+    script_fix(&model);
+    let prompt = client.prompt(&session, "fix the build");
+    let response = client.response(prompt).await;
+    assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
+    assert!(client.agent_requests("fs/read_text_file").is_empty());
+    assert!(client.agent_requests("fs/write_text_file").is_empty());
+    let fixed_on_disk = ON_DISK.replace("int x = 1\n", "int x = 1;\n");
+    assert_eq!(workspace.read("main.c"), fixed_on_disk);
+    // The snapshot is in the store, under the ACP session, for `tack snapshots` too.
+    let env = editor_env(&workspace);
+    let listed = std::process::Command::new(tack_path())
+        .args(["snapshots", "list"])
+        .current_dir(workspace.root())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains(&session), "{listed}");
+    assert!(listed.contains("main.c"), "{listed}");
+    let undo = client.prompt(&session, "/undo");
+    client.response(undo).await;
+    assert_eq!(workspace.read("main.c"), ON_DISK);
     client.close().await;
 }
