@@ -14,7 +14,9 @@
 //! the multi-threaded runtime `tack acp` runs on; on any other runtime the client is not
 //! asked and the disk is used.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use agent_client_protocol::Client;
@@ -24,6 +26,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+use crate::agent::tools::FileEdit;
 use crate::agent::{FeedbackReport, LanguageFeedback};
 use crate::headless::HeadlessFeedback;
 
@@ -42,6 +45,8 @@ struct ClientFiles {
 pub struct AcpFeedback {
     servers: HeadlessFeedback,
     client: ClientFiles,
+    /// The edits each waiting approval is about, by call id, for the permission request.
+    to_approve: Mutex<HashMap<String, Vec<FileEdit>>>,
 }
 
 impl AcpFeedback {
@@ -61,7 +66,17 @@ impl AcpFeedback {
                 write,
                 runtime: Handle::current(),
             },
+            to_approve: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The edits the approval of `call` is about (empty when it is not an edit).
+    pub fn take_edits_to_approve(&self, call: &str) -> Vec<FileEdit> {
+        self.to_approve
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(call)
+            .unwrap_or_default()
     }
 
     pub fn servers(&self) -> &HeadlessFeedback {
@@ -148,6 +163,13 @@ impl LanguageFeedback for AcpFeedback {
         params: Value,
     ) -> BoxFuture<'a, Result<Value, String>> {
         self.servers.request(method, params)
+    }
+
+    fn edits_to_approve(&self, call: &str, edits: &[FileEdit]) {
+        self.to_approve
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(call.to_owned(), edits.to_vec());
     }
 
     fn write_file(&self, path: &Path, text: &str) -> std::io::Result<()> {

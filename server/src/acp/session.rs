@@ -380,9 +380,8 @@ async fn relay(session: Arc<AcpSession>, mut events: mpsc::Receiver<AgentEvent>)
                 content.insert(id.clone(), Vec::new());
                 running = Some(id);
             }
-            AgentEvent::ApprovalAsked {
-                id, summary, edits, ..
-            } => {
+            AgentEvent::ApprovalAsked { id, summary, .. } => {
+                let edits = session.feedback.take_edits_to_approve(&id);
                 let shown = if edits.is_empty() {
                     vec![ToolCallContent::from(summary)]
                 } else {

@@ -51,6 +51,11 @@ pub trait LanguageFeedback: Send + Sync {
     fn write_file(&self, path: &Path, text: &str) -> std::io::Result<()> {
         super::session::write_atomically(path, text)
     }
+
+    /// The edits of call `call` in full, just before the approval for it is asked: a front
+    /// end that renders its own diff (ACP's permission request) keeps them. By default
+    /// dropped: the approval's `summary` carries the diff.
+    fn edits_to_approve(&self, _call: &str, _edits: &[super::tools::FileEdit]) {}
 }
 
 /// Feedback for runs without language servers: no buffers, no diagnostics, no servers.

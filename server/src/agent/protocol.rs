@@ -124,11 +124,6 @@ pub enum AgentEvent {
         id: String,
         tool: String,
         summary: String,
-        /// The whole new text of each file an edit would change, for front ends that show
-        /// their own diff (ACP's permission request). Empty for other tools; not serialized
-        /// (`summary` carries the diff).
-        #[serde(skip)]
-        edits: Vec<super::tools::FileEdit>,
     },
     Decision {
         id: String,

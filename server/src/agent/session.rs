@@ -636,10 +636,13 @@ impl Session {
         } else {
             None
         };
-        let (summary, proposed) = match &prepared {
-            Some((edits, _)) => (cap(&self.diff(edits), MAX_APPROVAL_DIFF), edits.clone()),
-            None => (format!("{} {}", call.name, subjects.join(" ")), Vec::new()),
+        let summary = match &prepared {
+            Some((edits, _)) => cap(&self.diff(edits), MAX_APPROVAL_DIFF),
+            None => format!("{} {}", call.name, subjects.join(" ")),
         };
+        let proposed = prepared
+            .as_ref()
+            .map_or(&[][..], |(edits, _)| edits.as_slice());
         let allowed = self
             .decide(
                 call,
@@ -681,7 +684,7 @@ impl Session {
         is_mutating: bool,
         subjects: &[String],
         summary: String,
-        edits: Vec<FileEdit>,
+        edits: &[FileEdit],
     ) -> Option<Result<(), String>> {
         let (action, source) = self
             .config
@@ -695,11 +698,13 @@ impl Session {
                 (false, DecisionSource::Policy)
             }
             Action::Ask => {
+                if !edits.is_empty() {
+                    self.workspace.feedback().edits_to_approve(&call.id, edits);
+                }
                 self.emit(AgentEvent::ApprovalAsked {
                     id: call.id.clone(),
                     tool: call.name.clone(),
                     summary,
-                    edits,
                 })
                 .await;
                 let (allow, remember) = loop {

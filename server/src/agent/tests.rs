@@ -550,10 +550,7 @@ async fn asks_are_answered_through_submissions_and_denials_reach_the_model() {
 
     // 1: allowed once; the question carries the diff.
     let asked = loop {
-        if let AgentEvent::ApprovalAsked {
-            id, tool, summary, ..
-        } = h.next_event().await
-        {
+        if let AgentEvent::ApprovalAsked { id, tool, summary } = h.next_event().await {
             break (id, tool, summary);
         }
     };

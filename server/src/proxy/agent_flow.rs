@@ -558,9 +558,7 @@ impl Proxy {
                     ),
                 );
             }
-            AgentEvent::ApprovalAsked {
-                id, tool, summary, ..
-            } => {
+            AgentEvent::ApprovalAsked { id, tool, summary } => {
                 let params = json!({
                     "type": 3,
                     "message": format!("tack wants to use {tool}:\n{summary}"),
