@@ -747,3 +747,98 @@ async fn an_editor_without_apply_edit_gets_the_edit_in_the_code_action() {
     assert!(refused.message.contains("tack undo"), "{refused:?}");
     session.client.shutdown_and_exit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn navigation_reaches_files_the_editor_has_not_opened() {
+    let session = Session::start(BROKEN).await;
+    session
+        .workspace
+        .write("util.c", "int helper(void) { return 1; }\n");
+    let error = session.diagnostic("Expected ';'").await;
+    session.model.push(openai_chat::stream(&tool_call(
+        "c0",
+        "hover",
+        json!({ "path": "util.c", "line": 1, "symbol": "helper" }),
+    )));
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error.clone()], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    session.transcript_event("proposal_shown").await;
+    let second = session.model.requests()[1].json();
+    let hover = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap()["content"]
+        .to_string();
+    // clangd's hover of a function names it and its type; a document it was never shown
+    // would have been refused ("non-added file").
+    assert!(hover.contains("helper") && hover.contains("int"), "{hover}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_no_optional_capabilities_still_gets_the_run_and_its_proposal() {
+    // No progress, no showDocument, no documentChanges, no transcript notifications: what a
+    // minimal LSP client offers.
+    let mut session = Session::start_custom(BROKEN, "", |capabilities| {
+        *capabilities = json!({
+            "workspace": { "applyEdit": true },
+            "textDocument": { "publishDiagnostics": {} },
+        });
+    })
+    .await;
+    let error = session.diagnostic("Expected ';'").await;
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    // The end of the run reaches the user as a message naming the proposal.
+    let shown = session
+        .client
+        .wait_notification(
+            "window/showMessage",
+            |p| p["message"].as_str().unwrap().starts_with("tack proposes"),
+            WAIT,
+        )
+        .await;
+    assert!(
+        shown["message"].as_str().unwrap().contains("main.c"),
+        "{shown}"
+    );
+    for method in ["window/workDoneProgress/create", "window/showDocument"] {
+        assert!(
+            session.client.server_requests(method).is_empty(),
+            "{method} was sent to a client that does not support it"
+        );
+    }
+    assert!(session.client.notifications(PROGRESS).is_empty());
+    assert!(session.client.notifications(TRANSCRIPT).is_empty());
+    // Applying sends a plain `changes` edit, which such a client can apply.
+    let apply = session
+        .action(line_range(1), vec![], "Apply tack change")
+        .await;
+    session.run(&apply).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let request = loop {
+        if let Some(request) = session.client.server_requests("workspace/applyEdit").pop() {
+            break request;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no applyEdit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        request["edit"].get("documentChanges").is_none(),
+        "{request}"
+    );
+    let edits = request["edit"]["changes"][session.uri.as_str()]
+        .as_array()
+        .unwrap()
+        .clone();
+    session.text = apply_edits(&session.text, &edits);
+    assert_eq!(session.text, FIXED);
+    session.client.shutdown_and_exit().await;
+}

@@ -185,6 +185,17 @@ impl LanguageSession {
         documents.get(&uri).map(|(_, text)| text.clone())
     }
 
+    /// Opens the file in the servers with its text on disk unless it is open already (servers
+    /// such as clangd answer requests only for open documents).
+    pub fn ensure_open(&self, path: &Path) {
+        if self.open_text(path).is_none()
+            && let Ok(text) = std::fs::read_to_string(path)
+            && let Err(error) = self.set_text(path, &text)
+        {
+            tracing::warn!(%error, path = %path.display(), "could not open the file in the servers");
+        }
+    }
+
     /// Opens the file in the servers with this text, or sends the new text if it is open.
     /// Returns the document version sent.
     pub fn set_text(&self, path: &Path, text: &str) -> Result<i32, HeadlessError> {
@@ -490,12 +501,7 @@ impl LanguageFeedback for HeadlessFeedback {
                 .unwrap_or_else(|| diagnostics.publish_mark());
             let mut wanted = Vec::new();
             for path in paths {
-                // A file the servers have not seen yet is opened with its disk text.
-                if self.session.open_text(path).is_none()
-                    && let Ok(text) = std::fs::read_to_string(path)
-                {
-                    let _ = self.session.set_text(path, &text);
-                }
+                self.session.ensure_open(path);
                 let Ok(uri) = file_uri(path) else { continue };
                 let version = self
                     .session
@@ -527,6 +533,13 @@ impl LanguageFeedback for HeadlessFeedback {
         params: Value,
     ) -> BoxFuture<'a, Result<Value, String>> {
         Box::pin(async move {
+            if let Some(path) = params
+                .pointer("/textDocument/uri")
+                .and_then(Value::as_str)
+                .and_then(|uri| url::Url::parse(uri).ok()?.to_file_path().ok())
+            {
+                self.session.ensure_open(&path);
+            }
             self.session
                 .request(method, params)
                 .await

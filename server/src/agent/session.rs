@@ -613,7 +613,7 @@ impl Session {
             Ok(args) => args,
             Err(error) => return Some(Err(format!("arguments are not valid JSON: {error}"))),
         };
-        let subjects = match tool.subjects(&args, &self.workspace) {
+        let mut subjects = match tool.subjects(&args, &self.workspace) {
             Ok(subjects) => subjects,
             Err(error) => return Some(Err(error.to_string())),
         };
@@ -636,6 +636,14 @@ impl Session {
         } else {
             None
         };
+        // The policy judges every file the edits touch, not only the ones the arguments
+        // name (a rename reaches files the model never mentioned).
+        for edit in prepared.iter().flat_map(|(edits, _)| edits) {
+            let path = self.workspace.relative(&edit.path);
+            if !subjects.contains(&path) {
+                subjects.push(path);
+            }
+        }
         let summary = match &prepared {
             Some((edits, _)) => cap(&self.diff(edits), MAX_APPROVAL_DIFF),
             None => format!("{} {}", call.name, subjects.join(" ")),

@@ -237,6 +237,8 @@ impl Proxy {
         self.pull_all_open(server);
         if self.initializing.remove(server) && self.initializing.is_empty() {
             self.finish_initialize();
+        } else if self.lifecycle == Lifecycle::Running {
+            self.announce_late_server(server);
         }
     }
 

@@ -17,6 +17,7 @@ mod diagnostics_flow;
 mod forward;
 mod from_child;
 mod initialize;
+mod late_servers;
 mod lifecycle;
 pub mod listen;
 pub mod main_loop;

@@ -12,6 +12,7 @@ mod grep;
 mod list;
 mod navigate;
 mod read;
+mod rename;
 mod run_command;
 mod write;
 
@@ -164,6 +165,7 @@ impl Default for ToolRegistry {
         for kind in navigate::Navigation::ALL {
             registry.register(Arc::new(kind));
         }
+        registry.register(Arc::new(rename::Rename));
         registry.register(Arc::new(run_command::RunCommand));
         registry
     }
@@ -297,6 +299,7 @@ pub(crate) mod tests {
         }
         assert!(registry.is_mutating("edit"));
         assert!(registry.is_mutating("write"));
+        assert!(registry.is_mutating("rename"));
         assert!(registry.is_mutating("run_command"));
         assert!(!registry.is_mutating("read"));
         assert!(!registry.is_mutating("grep"));
