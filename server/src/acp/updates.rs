@@ -73,7 +73,7 @@ pub fn slash_command(text: &str) -> Option<&'static str> {
 pub fn tool_kind(tool: &str) -> ToolKind {
     match tool {
         "read" | "list" | "diagnostics" => ToolKind::Read,
-        "edit" | "write" => ToolKind::Edit,
+        "edit" | "write" | "rename" => ToolKind::Edit,
         "grep" | "definition" | "references" | "hover" | "symbols" => ToolKind::Search,
         "run_command" => ToolKind::Execute,
         _ => ToolKind::Other,
@@ -186,6 +186,7 @@ mod tests {
     #[test]
     fn tool_calls_get_a_kind_a_title_and_locations() {
         assert_eq!(tool_kind("edit"), ToolKind::Edit);
+        assert_eq!(tool_kind("rename"), ToolKind::Edit);
         assert_eq!(tool_kind("run_command"), ToolKind::Execute);
         assert_eq!(tool_kind("grep"), ToolKind::Search);
         assert_eq!(tool_kind("read"), ToolKind::Read);
