@@ -342,9 +342,10 @@ impl Reader {
     }
 }
 
-/// A workspace whose `tack.toml` points at the fake model, with `main.c` on disk.
-async fn workspace() -> (Workspace, FakeModelServer, PathBuf) {
-    let (workspace, model) = workspace_with_fake_model("").await;
+/// A workspace whose `tack.toml` points at the fake model (then `extra`), with `main.c` on
+/// disk.
+async fn workspace(extra: &str) -> (Workspace, FakeModelServer, PathBuf) {
+    let (workspace, model) = workspace_with_fake_model(extra).await;
     let path = workspace.write("main.c", ON_DISK);
     (workspace, model, path)
 }
@@ -361,7 +362,7 @@ fn script_fix(model: &FakeModelServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_reports_tool_calls_asks_with_the_diff_and_writes_through_the_client() {
-    let (workspace, model, path) = workspace().await;
+    let (workspace, model, path) = workspace("").await;
     let client = AcpClient::spawn(&workspace);
     client
         .buffers
@@ -466,7 +467,7 @@ async fn a_prompt_reports_tool_calls_asks_with_the_diff_and_writes_through_the_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_ends_the_prompt_and_bad_messages_get_clear_errors() {
-    let (workspace, model, _path) = workspace().await;
+    let (workspace, model, _path) = workspace("").await;
     let client = AcpClient::spawn(&workspace);
     client.initialize().await;
     let session = client.new_session(&workspace.root()).await;
@@ -546,7 +547,8 @@ async fn cancel_ends_the_prompt_and_bad_messages_get_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_without_file_access_gets_edits_on_disk_after_their_snapshot() {
-    let (workspace, model, _path) = workspace().await;
+    // Edits allowed by the policy: no permission request, the diff shows with the call.
+    let (workspace, model, path) = workspace("\n[permissions]\nedit = \"allow\"\n").await;
     let client = AcpClient::spawn(&workspace);
     client.initialize_with_files(false).await;
     let session = client.new_session(&workspace.root()).await;
@@ -556,6 +558,19 @@ async fn a_client_without_file_access_gets_edits_on_disk_after_their_snapshot() 
     assert_eq!(response["result"]["stopReason"], "end_turn", "{response}");
     assert!(client.agent_requests("fs/read_text_file").is_empty());
     assert!(client.agent_requests("fs/write_text_file").is_empty());
+    assert!(
+        client
+            .agent_requests("session/request_permission")
+            .is_empty()
+    );
+    let done = client
+        .update("the completed edit", |u| {
+            u["sessionUpdate"] == "tool_call_update" && u["status"] == "completed"
+        })
+        .await;
+    assert_eq!(done["content"][0]["type"], "diff", "{done}");
+    assert_eq!(done["content"][0]["path"], json!(path));
+    assert_eq!(done["content"][0]["oldText"], ON_DISK);
     let fixed_on_disk = ON_DISK.replace("int x = 1\n", "int x = 1;\n");
     assert_eq!(workspace.read("main.c"), fixed_on_disk);
     // The snapshot is in the store, under the ACP session, for `tack snapshots` too.

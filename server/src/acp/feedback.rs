@@ -45,8 +45,9 @@ struct ClientFiles {
 pub struct AcpFeedback {
     servers: HeadlessFeedback,
     client: ClientFiles,
-    /// The edits each waiting approval is about, by call id, for the permission request.
-    to_approve: Mutex<HashMap<String, Vec<FileEdit>>>,
+    /// The edits of each running call, by call id, for the permission request and the diff
+    /// shown with the call.
+    prepared: Mutex<HashMap<String, Vec<FileEdit>>>,
 }
 
 impl AcpFeedback {
@@ -66,17 +67,19 @@ impl AcpFeedback {
                 write,
                 runtime: Handle::current(),
             },
-            to_approve: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The edits the approval of `call` is about (empty when it is not an edit).
-    pub fn take_edits_to_approve(&self, call: &str) -> Vec<FileEdit> {
-        self.to_approve
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(call)
-            .unwrap_or_default()
+    /// The edits call `call` makes (empty when it edits nothing); `forget` drops them (the
+    /// call ended).
+    pub fn prepared_edits(&self, call: &str, forget: bool) -> Vec<FileEdit> {
+        let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
+        if forget {
+            prepared.remove(call).unwrap_or_default()
+        } else {
+            prepared.get(call).cloned().unwrap_or_default()
+        }
     }
 
     pub fn servers(&self) -> &HeadlessFeedback {
@@ -165,8 +168,8 @@ impl LanguageFeedback for AcpFeedback {
         self.servers.request(method, params)
     }
 
-    fn edits_to_approve(&self, call: &str, edits: &[FileEdit]) {
-        self.to_approve
+    fn edits_prepared(&self, call: &str, edits: &[FileEdit]) {
+        self.prepared
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(call.to_owned(), edits.to_vec());

@@ -381,7 +381,7 @@ async fn relay(session: Arc<AcpSession>, mut events: mpsc::Receiver<AgentEvent>)
                 running = Some(id);
             }
             AgentEvent::ApprovalAsked { id, summary, .. } => {
-                let edits = session.feedback.take_edits_to_approve(&id);
+                let edits = session.feedback.prepared_edits(&id, false);
                 let shown = if edits.is_empty() {
                     vec![ToolCallContent::from(summary)]
                 } else {
@@ -400,12 +400,17 @@ async fn relay(session: Arc<AcpSession>, mut events: mpsc::Receiver<AgentEvent>)
             }
             AgentEvent::EditApplied { diff, .. } => {
                 if let Some(id) = &running {
+                    let edits = session.feedback.prepared_edits(id, false);
                     let shown = content.entry(id.clone()).or_default();
                     if !shown
                         .iter()
                         .any(|item| matches!(item, ToolCallContent::Diff(_)))
                     {
-                        shown.push(ToolCallContent::from(format!("```diff\n{diff}```")));
+                        if edits.is_empty() {
+                            shown.push(ToolCallContent::from(format!("```diff\n{diff}```")));
+                        } else {
+                            shown.extend(updates::diffs(&edits));
+                        }
                     }
                 }
             }
@@ -415,6 +420,7 @@ async fn relay(session: Arc<AcpSession>, mut events: mpsc::Receiver<AgentEvent>)
                 is_error,
                 ..
             } => {
+                session.feedback.prepared_edits(&id, true);
                 let mut shown = content.remove(&id).unwrap_or_default();
                 shown.push(ToolCallContent::from(summary));
                 let status = if is_error {

@@ -52,10 +52,10 @@ pub trait LanguageFeedback: Send + Sync {
         super::session::write_atomically(path, text)
     }
 
-    /// The edits of call `call` in full, just before the approval for it is asked: a front
-    /// end that renders its own diff (ACP's permission request) keeps them. By default
-    /// dropped: the approval's `summary` carries the diff.
-    fn edits_to_approve(&self, _call: &str, _edits: &[super::tools::FileEdit]) {}
+    /// The edits call `call` will make, in full, once computed and before they are asked
+    /// about or written: a front end that renders its own diffs (ACP's permission request and
+    /// tool call) keeps them. By default dropped: the events carry unified diffs.
+    fn edits_prepared(&self, _call: &str, _edits: &[super::tools::FileEdit]) {}
 }
 
 /// Feedback for runs without language servers: no buffers, no diagnostics, no servers.

@@ -645,20 +645,14 @@ impl Session {
             }
         }
         let summary = match &prepared {
-            Some((edits, _)) => cap(&self.diff(edits), MAX_APPROVAL_DIFF),
+            Some((edits, _)) => {
+                self.workspace.feedback().edits_prepared(&call.id, edits);
+                cap(&self.diff(edits), MAX_APPROVAL_DIFF)
+            }
             None => format!("{} {}", call.name, subjects.join(" ")),
         };
-        let proposed = prepared
-            .as_ref()
-            .map_or(&[][..], |(edits, _)| edits.as_slice());
         let allowed = self
-            .decide(
-                call,
-                effect != Effect::ReadOnly,
-                &subjects,
-                summary,
-                proposed,
-            )
+            .decide(call, effect != Effect::ReadOnly, &subjects, summary)
             .await?;
         if let Err(reason) = allowed {
             return Some(Err(reason));
@@ -692,7 +686,6 @@ impl Session {
         is_mutating: bool,
         subjects: &[String],
         summary: String,
-        edits: &[FileEdit],
     ) -> Option<Result<(), String>> {
         let (action, source) = self
             .config
@@ -706,9 +699,6 @@ impl Session {
                 (false, DecisionSource::Policy)
             }
             Action::Ask => {
-                if !edits.is_empty() {
-                    self.workspace.feedback().edits_to_approve(&call.id, edits);
-                }
                 self.emit(AgentEvent::ApprovalAsked {
                     id: call.id.clone(),
                     tool: call.name.clone(),
