@@ -520,6 +520,7 @@ async fn cancel_ends_the_prompt_and_bad_messages_get_clear_errors() {
         })
         .await;
     assert_eq!(parse_error["error"]["code"], -32700, "{parse_error}");
+    assert_eq!(parse_error["error"]["data"]["line"], "this is not json");
     // A prompt for a session that does not exist is refused by name.
     let id = client.prompt("no-such-session", "hello");
     let refused = client.response(id).await;
@@ -587,5 +588,17 @@ async fn a_client_without_file_access_gets_edits_on_disk_after_their_snapshot() 
     let undo = client.prompt(&session, "/undo");
     client.response(undo).await;
     assert_eq!(workspace.read("main.c"), ON_DISK);
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_before_initialize_is_refused_with_the_reason() {
+    let workspace = Workspace::new();
+    let client = AcpClient::spawn(&workspace);
+    let id = client.prompt("any", "hello");
+    let refused = client.response(id).await;
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    let reason = refused["error"]["data"].as_str().unwrap();
+    assert!(reason.contains("initialization must complete"), "{reason}");
     client.close().await;
 }

@@ -116,6 +116,12 @@ where
             async move |request: NewSessionRequest, responder, connection| {
                 let state = on_new.clone();
                 let capabilities = state.capabilities();
+                if !request.mcp_servers.is_empty() {
+                    tracing::warn!(
+                        count = request.mcp_servers.len(),
+                        "session/new named MCP servers; tack acp does not start them"
+                    );
+                }
                 tokio::spawn(async move {
                     match AcpSession::start(request.cwd.clone(), connection, &capabilities).await {
                         Ok(session) => {
