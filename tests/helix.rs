@@ -16,7 +16,9 @@ use crate::support::fake_model::{Answer, FakeModelServer, FakeToolCall, openai_c
 use crate::support::{
     TestClient, Workspace, editor_env, file_uri, tack_path, workspace_with_fake_model,
 };
-use crate::surfaces::{apply_edits, code_actions, nth_apply_edit, titled};
+use crate::surfaces::{
+    apply_edits, code_actions, nth_apply_edit, published_diagnostic, shown_message, titled,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PUBLISH: &str = "textDocument/publishDiagnostics";
@@ -280,24 +282,7 @@ impl Helix {
 
     /// Waits until tack publishes, for the document, a diagnostic matching `wanted`.
     async fn wait_diagnostic(&self, wanted: impl Fn(&Value) -> bool) -> Value {
-        let published = self
-            .client
-            .wait_notification(
-                PUBLISH,
-                |p| {
-                    p["uri"] == self.document.uri
-                        && p["diagnostics"].as_array().unwrap().iter().any(&wanted)
-                },
-                WAIT,
-            )
-            .await;
-        published["diagnostics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| wanted(d))
-            .cloned()
-            .unwrap()
+        published_diagnostic(&self.client, &self.document.uri, wanted).await
     }
 }
 
@@ -406,14 +391,7 @@ async fn an_approval_helix_cannot_ask_for_is_denied_and_the_user_told_how_to_all
     helix
         .pick(1, 8, "Run tack instruction: rename x to count")
         .await;
-    let told = helix
-        .client
-        .wait_notification(
-            "window/showMessage",
-            |p| p["message"].as_str().unwrap().contains("cannot ask"),
-            WAIT,
-        )
-        .await;
+    let told = shown_message(&helix.client, "cannot ask").await;
     let message = told["message"].as_str().unwrap();
     assert!(message.contains("read = \"allow\""), "{message}");
     // The run went on: the model heard of the denial and answered.

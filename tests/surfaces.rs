@@ -77,28 +77,10 @@ impl Session {
 
     /// Waits for clangd's diagnostic saying `needle` and returns it.
     async fn diagnostic(&self, needle: &str) -> Value {
-        let published = self
-            .client
-            .wait_notification(
-                PUBLISH,
-                |p| {
-                    p["uri"] == self.uri
-                        && p["diagnostics"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .any(|d| d["message"].as_str().unwrap().contains(needle))
-                },
-                WAIT,
-            )
-            .await;
-        published["diagnostics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["message"].as_str().unwrap().contains(needle))
-            .cloned()
-            .unwrap()
+        published_diagnostic(&self.client, &self.uri, |d| {
+            d["message"].as_str().unwrap().contains(needle)
+        })
+        .await
     }
 
     async fn code_actions(&self, range: Value, diagnostics: Vec<Value>) -> Vec<Value> {
@@ -136,6 +118,39 @@ impl Session {
             .await["event"]
             .clone()
     }
+}
+
+/// The first diagnostic matching `wanted` that tack publishes for `uri`.
+pub async fn published_diagnostic(
+    client: &TestClient,
+    uri: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let published = client
+        .wait_notification(
+            PUBLISH,
+            |p| p["uri"] == uri && p["diagnostics"].as_array().unwrap().iter().any(&wanted),
+            WAIT,
+        )
+        .await;
+    published["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| wanted(d))
+        .cloned()
+        .unwrap()
+}
+
+/// The first `window/showMessage` whose text contains `needle`.
+pub async fn shown_message(client: &TestClient, needle: &str) -> Value {
+    client
+        .wait_notification(
+            "window/showMessage",
+            |p| p["message"].as_str().unwrap().contains(needle),
+            WAIT,
+        )
+        .await
 }
 
 /// `textDocument/codeAction` on `range` of `uri`, invoked, with these diagnostics.
@@ -399,14 +414,7 @@ async fn a_stale_proposal_is_not_offered_and_is_refused() {
         refused["reason"].as_str().unwrap().contains("out of date"),
         "{refused}"
     );
-    let message = session
-        .client
-        .wait_notification(
-            "window/showMessage",
-            |p| p["message"].as_str().unwrap().contains("out of date"),
-            WAIT,
-        )
-        .await;
+    let message = shown_message(&session.client, "out of date").await;
     assert_eq!(message["type"], 2);
     assert!(
         session
@@ -563,14 +571,7 @@ async fn a_bad_editor_mode_is_named_and_propose_is_used() {
         .action(error["range"].clone(), vec![error], "Fix with tack")
         .await;
     session.run(&fix).await;
-    let warning = session
-        .client
-        .wait_notification(
-            "window/showMessage",
-            |p| p["message"].as_str().unwrap().contains("[editor] mode"),
-            WAIT,
-        )
-        .await;
+    let warning = shown_message(&session.client, "[editor] mode").await;
     assert!(
         warning["message"].as_str().unwrap().contains("\"yolo\""),
         "{warning}"
@@ -680,14 +681,7 @@ async fn undo_refuses_when_the_user_changed_the_same_lines_and_names_them() {
         .await
         .unwrap_err();
     assert!(refused.message.contains("refused"), "{refused:?}");
-    let message = session
-        .client
-        .wait_notification(
-            "window/showMessage",
-            |p| p["message"].as_str().unwrap().contains("undo refused"),
-            WAIT,
-        )
-        .await;
+    let message = shown_message(&session.client, "undo refused").await;
     assert!(
         message["message"]
             .as_str()
