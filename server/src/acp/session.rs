@@ -47,6 +47,8 @@ pub struct AcpSession {
     turn: Mutex<Option<Turn>>,
     store: Arc<SnapshotStore>,
     feedback: Arc<AcpFeedback>,
+    /// The model's context window, when the catalog knows it (for usage updates).
+    context_window: Option<u64>,
     agent: Mutex<Option<tokio::task::JoinHandle<crate::agent::SessionOutcome>>>,
 }
 
@@ -109,6 +111,7 @@ impl AcpSession {
             writes_through_client = feedback.writes_through_client(),
             "ACP session started"
         );
+        let context_window = model.info.as_ref().and_then(|info| info.context);
         let mut session_config =
             SessionConfig::new(root.clone(), model, api_key, store.clone(), id.clone());
         session_config.client = client;
@@ -129,6 +132,7 @@ impl AcpSession {
             turn: Mutex::new(None),
             store,
             feedback,
+            context_window,
             agent: Mutex::new(Some(agent)),
         });
         tokio::spawn(relay(session.clone(), events_rx));
@@ -359,6 +363,8 @@ async fn relay(session: Arc<AcpSession>, mut events: mpsc::Receiver<AgentEvent>)
     // The content shown so far for each running call (an update replaces the whole list).
     let mut content: HashMap<String, Vec<ToolCallContent>> = HashMap::new();
     let mut running: Option<String> = None;
+    // The session's cost so far; `None` once a call had no price.
+    let mut cost_usd = Some(0.0);
     while let Some(event) = events.recv().await {
         match event {
             AgentEvent::TextDelta { text } => session.say(text),
@@ -435,6 +441,17 @@ async fn relay(session: Arc<AcpSession>, mut events: mpsc::Receiver<AgentEvent>)
                 )));
                 if running.as_deref() == Some(id.as_str()) {
                     running = None;
+                }
+            }
+            AgentEvent::Usage { usage, cost } => {
+                cost_usd = match (cost_usd, cost) {
+                    (Some(sum), Some(cost)) => Some(sum + cost.usd),
+                    _ => None,
+                };
+                if let Some(update) =
+                    updates::usage_update(usage.as_ref(), session.context_window, cost_usd)
+                {
+                    session.update(SessionUpdate::UsageUpdate(update));
                 }
             }
             AgentEvent::Error { message } => {

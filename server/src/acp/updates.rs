@@ -6,13 +6,14 @@
 use std::path::Path;
 
 use agent_client_protocol::v1::schema::{
-    ContentBlock, Diff, EmbeddedResourceResource, PermissionOption, PermissionOptionKind,
-    StopReason, ToolCallContent, ToolCallLocation, ToolKind,
+    ContentBlock, Cost, Diff, EmbeddedResourceResource, PermissionOption, PermissionOptionKind,
+    StopReason, ToolCallContent, ToolCallLocation, ToolKind, UsageUpdate,
 };
 use serde_json::Value;
 
 use crate::agent::TurnEnd;
 use crate::agent::tools::FileEdit;
+use crate::providers::Usage;
 
 /// The permission options of every `session/request_permission`, by id.
 pub const ALLOW_ONCE: &str = "allow_once";
@@ -151,6 +152,18 @@ pub fn permission_answer(option: &str) -> (bool, bool) {
     }
 }
 
+/// The context window's fill after a model call (`usage` of that call, `window` from the
+/// catalog) and the session's cost so far; `None` when the usage or the window is unknown.
+pub fn usage_update(
+    usage: Option<&Usage>,
+    window: Option<u64>,
+    cost_usd: Option<f64>,
+) -> Option<UsageUpdate> {
+    let used = usage.map(|usage| usage.total_input() + usage.output)?;
+    let update = UsageUpdate::new(used, window?);
+    Some(update.cost(cost_usd.map(|usd| Cost::new(usd, "USD"))))
+}
+
 /// How a turn's end answers the prompt: a stop reason, or an error message when the model
 /// call failed (`last_error` is what the session said).
 pub fn stop_reason(end: &TurnEnd, last_error: Option<&str>) -> Result<StopReason, String> {
@@ -205,6 +218,21 @@ mod tests {
             "run_command make"
         );
         assert_eq!(tool_title("diagnostics", &json!({})), "diagnostics");
+    }
+
+    #[test]
+    fn usage_is_reported_only_when_the_window_is_known() {
+        let usage = Usage {
+            input_uncached: 900,
+            cache_read: 100,
+            output: 50,
+            ..Usage::default()
+        };
+        let update = usage_update(Some(&usage), Some(200_000), Some(0.25)).unwrap();
+        assert_eq!((update.used, update.size), (1050, 200_000));
+        assert_eq!(update.cost.unwrap().currency, "USD");
+        assert!(usage_update(Some(&usage), None, None).is_none());
+        assert!(usage_update(None, Some(200_000), None).is_none());
     }
 
     #[test]
