@@ -10,9 +10,9 @@
 //!   them, so the editor reviews each hunk; otherwise the disk.
 //! - `session`: one ACP session: prompts become user turns, agent events become
 //!   `session/update` notifications (message and thought chunks, context use and cost, tool
-//!   calls with their kind
-//!   and locations, diffs), approvals become `session/request_permission` carrying the diff,
-//!   `session/cancel` cancels, the turn's end answers the prompt with its stop reason.
+//!   calls with their kind and locations, diffs), approvals become
+//!   `session/request_permission` carrying the diff, `session/cancel` cancels, the turn's end
+//!   answers the prompt with its stop reason.
 //! - `updates`: the pure conversions between tack's agent protocol and ACP's types.
 //!
 //! The dispatch loop of the connection never waits on the agent: every handler answers or
