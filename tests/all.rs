@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod acp;
+mod companion;
 mod e2e;
 mod fake_lsp_selftest;
 mod headless;

@@ -315,3 +315,39 @@ fn doctor_shows_providers_and_whether_a_key_is_set_but_never_the_key() {
     assert!(openai.contains("key missing"), "{openai}");
     assert!(!stdout.contains("do-not-print-me") && !stderr.contains("do-not-print-me"));
 }
+
+#[test]
+fn auth_login_on_a_terminal_does_not_echo_the_key() {
+    // `script` gives tack a real terminal; what the terminal shows is script's output.
+    let script = crate::e2e::tool("script");
+    let workspace = Workspace::new();
+    let home = workspace.path(".home").display().to_string();
+    let command = format!("{} auth login anthropic", tack_path().display());
+    let mut child = Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .env("XDG_CONFIG_HOME", &home)
+        .env("XDG_DATA_HOME", &home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Typed once the prompt is up, as a user would.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"sk-ant-typed-secret-42\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("saved the key for anthropic"), "{screen}");
+    assert!(
+        !screen.contains("typed-secret"),
+        "the key was echoed:\n{screen}"
+    );
+    let stored = std::fs::read_to_string(workspace.path(".home/tack/credentials.toml")).unwrap();
+    assert!(stored.contains("sk-ant-typed-secret-42"));
+}

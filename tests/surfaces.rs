@@ -19,7 +19,7 @@ const PROGRESS: &str = "$/progress";
 const TRANSCRIPT: &str = "tack/transcript";
 
 /// A C file clangd flags: `int x = 1` lacks its semicolon.
-const BROKEN: &str = "int main(void) {\n    int x = 1\n    return x;\n}\n";
+pub(crate) const BROKEN: &str = "int main(void) {\n    int x = 1\n    return x;\n}\n";
 const FIXED: &str = "int main(void) {\n    int x = 1;\n    return x;\n}\n";
 
 fn tool_call(id: &str, name: &str, args: Value) -> Answer {
@@ -27,12 +27,12 @@ fn tool_call(id: &str, name: &str, args: Value) -> Answer {
 }
 
 /// A workspace with `tack.toml` pointing at the fake model, `main.c`, and the editor session.
-struct Session {
+pub(crate) struct Session {
     workspace: Workspace,
-    model: FakeModelServer,
-    client: TestClient,
+    pub(crate) model: FakeModelServer,
+    pub(crate) client: TestClient,
     path: PathBuf,
-    uri: String,
+    pub(crate) uri: String,
     /// The client's copy of `main.c`, as an editor's buffer.
     text: String,
 }
@@ -47,11 +47,11 @@ impl Session {
         Session::start_custom(text, extra, |_| {}).await
     }
 
-    /// With `extra` in `tack.toml` and the client capabilities changed by `capabilities`.
-    async fn start_custom(
+    /// With `extra` in `tack.toml` and the `initialize` params changed by `initialize`.
+    pub(crate) async fn start_custom(
         text: &str,
         extra: &str,
-        capabilities: impl FnOnce(&mut Value),
+        initialize: impl FnOnce(&mut Value),
     ) -> Session {
         let (workspace, model) = workspace_with_fake_model(extra).await;
         let path = workspace.write("main.c", text);
@@ -60,7 +60,7 @@ impl Session {
         let client = TestClient::spawn(&tack_path(), &["lsp"], &workspace.root(), &env);
         let mut params = TestClient::initialize_params(&workspace.root(), None);
         params["capabilities"]["experimental"] = json!({ "tack": { "transcript": true } });
-        capabilities(&mut params["capabilities"]);
+        initialize(&mut params);
         client.request("initialize", params).await.unwrap();
         client.notify("initialized", json!({}));
         let uri = file_uri(&path);
@@ -698,8 +698,8 @@ async fn undo_refuses_when_the_user_changed_the_same_lines_and_names_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_editor_without_apply_edit_gets_the_edit_in_the_code_action() {
-    let mut session = Session::start_custom(BROKEN, "", |capabilities| {
-        capabilities["workspace"]["applyEdit"] = json!(false);
+    let mut session = Session::start_custom(BROKEN, "", |params| {
+        params["capabilities"]["workspace"]["applyEdit"] = json!(false);
     })
     .await;
     let error = session.diagnostic("Expected ';'").await;
@@ -777,8 +777,8 @@ async fn navigation_reaches_files_the_editor_has_not_opened() {
 async fn a_client_with_no_optional_capabilities_still_gets_the_run_and_its_proposal() {
     // No progress, no showDocument, no documentChanges, no transcript notifications: what a
     // minimal LSP client offers.
-    let mut session = Session::start_custom(BROKEN, "", |capabilities| {
-        *capabilities = json!({
+    let mut session = Session::start_custom(BROKEN, "", |params| {
+        params["capabilities"] = json!({
             "workspace": { "applyEdit": true },
             "textDocument": { "publishDiagnostics": {} },
         });

@@ -228,10 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let registry = providers_registry()?;
             eprint!("API key for {provider} (input is read from standard input): ");
-            let mut key = String::new();
-            std::io::stdin()
-                .read_line(&mut key)
-                .context("cannot read the key")?;
+            let key = read_secret_line().context("cannot read the key")?;
             let text = tack::providers::cli::auth_login(&registry, &provider, key.trim())?;
             write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
@@ -299,4 +296,24 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     }
     stdout.flush()?;
     Ok(())
+}
+
+/// One line from standard input; on a terminal, without echoing it (an API key must not stay
+/// on the screen or in a terminal's scrollback).
+fn read_secret_line() -> std::io::Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).ok();
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+    }
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    if let Some(saved) = &saved {
+        tcsetattr(&stdin, OptionalActions::Now, saved)?;
+        eprintln!();
+    }
+    read.map(|_| line)
 }

@@ -1119,3 +1119,35 @@ async fn rename_edits_every_file_the_server_names_and_the_policy_judges_each_of_
         );
     }
 }
+
+#[tokio::test]
+async fn an_edit_after_the_file_changed_behind_the_agent_compares_with_its_text_now() {
+    let feedback = Arc::new(ScriptedFeedback::new(true));
+    let mut h = start(&[("main.c", MAIN_C)], feedback, |c, _| {
+        c.permissions = Permissions::default().assume_yes();
+    })
+    .await;
+    h.server.push(calls(vec![tool(
+        "c1",
+        "edit",
+        json!({"path": "main.c", "old": "add(1, 2)", "new": format!("add(1, {BROKEN})")}),
+    )]));
+    h.server.push(says("broke it"));
+    h.turn("first").await;
+    // Undone behind the agent's back (`tack undo`, or the user): the error is gone.
+    std::fs::write(h.path("main.c"), MAIN_C).unwrap();
+    h.server.push(calls(vec![tool(
+        "c2",
+        "edit",
+        json!({"path": "main.c", "old": "return a + b;", "new": "return b + a;"}),
+    )]));
+    h.server.push(says("done"));
+    h.turn("second").await;
+    let _folders = (h.workspace.clone(), h.data.clone());
+    let (_, requests) = h.finish().await;
+    let second = tool_result(&requests[3], "c2");
+    assert!(
+        second.contains("0 error(s) introduced, 0 fixed"),
+        "the edit was credited with fixing an error it never saw:\n{second}"
+    );
+}

@@ -91,7 +91,11 @@ impl Proxy {
                 .clone()
         };
         let which = std::cell::RefCell::new(which);
-        let languages: Vec<String> = self.config.languages.keys().cloned().collect();
+        let companion = self.checked_companion_languages();
+        let languages: Vec<String> = (self.config.languages.keys())
+            .filter(|language| !companion.contains(*language))
+            .cloned()
+            .collect();
         for language in languages {
             let servers = self
                 .config
