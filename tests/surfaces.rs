@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::e2e::tool;
 use crate::support::fake_model::{Answer, End, FakeModelServer, FakeToolCall, openai_chat};
-use crate::support::{TestClient, Workspace, file_uri, tack_path};
+use crate::support::{
+    TestClient, Workspace, editor_env, file_uri, tack_path, workspace_with_fake_model,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PUBLISH: &str = "textDocument/publishDiagnostics";
@@ -52,32 +53,10 @@ impl Session {
         extra: &str,
         initialize: impl FnOnce(&mut Value),
     ) -> Session {
-        let model = FakeModelServer::start().await.unwrap();
-        let workspace = Workspace::new();
-        workspace.write(
-            "tack.toml",
-            &format!(
-                "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n{extra}",
-                model.url()
-            ),
-        );
+        let (workspace, model) = workspace_with_fake_model(extra).await;
         let path = workspace.write("main.c", text);
-        let clangd_dir = tool("clangd").parent().unwrap().to_path_buf();
-        let search_path = std::env::join_paths(std::iter::once(clangd_dir).chain(
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-        ))
-        .unwrap()
-        .into_string()
-        .unwrap();
-        let home = workspace.path(".home").display().to_string();
-        let env = [
-            ("PATH", search_path.as_str()),
-            ("XDG_CONFIG_HOME", home.as_str()),
-            ("XDG_DATA_HOME", home.as_str()),
-            ("XDG_STATE_HOME", home.as_str()),
-            ("XDG_CACHE_HOME", home.as_str()),
-            ("TACK_LOG", "debug"),
-        ];
+        let env = editor_env(&workspace);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let client = TestClient::spawn(&tack_path(), &["lsp"], &workspace.root(), &env);
         let mut params = TestClient::initialize_params(&workspace.root(), None);
         params["capabilities"]["experimental"] = json!({ "tack": { "transcript": true } });
@@ -98,59 +77,19 @@ impl Session {
 
     /// Waits for clangd's diagnostic saying `needle` and returns it.
     async fn diagnostic(&self, needle: &str) -> Value {
-        let published = self
-            .client
-            .wait_notification(
-                PUBLISH,
-                |p| {
-                    p["uri"] == self.uri
-                        && p["diagnostics"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .any(|d| d["message"].as_str().unwrap().contains(needle))
-                },
-                WAIT,
-            )
-            .await;
-        published["diagnostics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["message"].as_str().unwrap().contains(needle))
-            .cloned()
-            .unwrap()
+        published_diagnostic(&self.client, &self.uri, |d| {
+            d["message"].as_str().unwrap().contains(needle)
+        })
+        .await
     }
 
     async fn code_actions(&self, range: Value, diagnostics: Vec<Value>) -> Vec<Value> {
-        self.client
-            .request(
-                "textDocument/codeAction",
-                json!({
-                    "textDocument": { "uri": self.uri },
-                    "range": range,
-                    "context": { "diagnostics": diagnostics, "triggerKind": 1 }
-                }),
-            )
-            .await
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        code_actions(&self.client, &self.uri, range, diagnostics).await
     }
 
     /// The action titled `title` (or starting with it).
     async fn action(&self, range: Value, diagnostics: Vec<Value>, title: &str) -> Value {
-        let actions = self.code_actions(range, diagnostics).await;
-        actions
-            .iter()
-            .find(|a| a["title"].as_str().unwrap().starts_with(title))
-            .cloned()
-            .unwrap_or_else(|| {
-                let titles: Vec<&str> =
-                    actions.iter().filter_map(|a| a["title"].as_str()).collect();
-                panic!("no code action {title:?} among {titles:?}")
-            })
+        titled(&self.code_actions(range, diagnostics).await, title)
     }
 
     /// Runs a code action's command the way an editor does.
@@ -164,18 +103,7 @@ impl Session {
     /// Waits for tack's next `workspace/applyEdit`, applies it to the client's buffer (as an
     /// editor does), and returns the edit.
     async fn apply_next_edit(&mut self, seen: usize) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let request = loop {
-            let requests = self.client.server_requests("workspace/applyEdit");
-            if requests.len() > seen {
-                break requests[seen].clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no applyEdit from tack"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let request = nth_apply_edit(&self.client, seen).await;
         let edit = request["edit"].clone();
         let change = &edit["documentChanges"][0];
         assert_eq!(change["textDocument"]["uri"], self.uri, "{edit}");
@@ -192,8 +120,92 @@ impl Session {
     }
 }
 
+/// The first diagnostic matching `wanted` that tack publishes for `uri`.
+pub async fn published_diagnostic(
+    client: &TestClient,
+    uri: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let published = client
+        .wait_notification(
+            PUBLISH,
+            |p| p["uri"] == uri && p["diagnostics"].as_array().unwrap().iter().any(&wanted),
+            WAIT,
+        )
+        .await;
+    published["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| wanted(d))
+        .cloned()
+        .unwrap()
+}
+
+/// The first `window/showMessage` whose text contains `needle`.
+pub async fn shown_message(client: &TestClient, needle: &str) -> Value {
+    client
+        .wait_notification(
+            "window/showMessage",
+            |p| p["message"].as_str().unwrap().contains(needle),
+            WAIT,
+        )
+        .await
+}
+
+/// `textDocument/codeAction` on `range` of `uri`, invoked, with these diagnostics.
+pub async fn code_actions(
+    client: &TestClient,
+    uri: &str,
+    range: Value,
+    diagnostics: Vec<Value>,
+) -> Vec<Value> {
+    client
+        .request(
+            "textDocument/codeAction",
+            json!({
+                "textDocument": { "uri": uri },
+                "range": range,
+                "context": { "diagnostics": diagnostics, "triggerKind": 1 }
+            }),
+        )
+        .await
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The action whose title starts with `title`; the failure lists the titles there are.
+pub fn titled(actions: &[Value], title: &str) -> Value {
+    actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().starts_with(title))
+        .cloned()
+        .unwrap_or_else(|| {
+            let titles: Vec<&str> = actions.iter().filter_map(|a| a["title"].as_str()).collect();
+            panic!("no code action {title:?} among {titles:?}")
+        })
+}
+
+/// The `seen`-th `workspace/applyEdit` tack sent (0-based), once it has arrived.
+pub async fn nth_apply_edit(client: &TestClient, seen: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let requests = client.server_requests("workspace/applyEdit");
+        if requests.len() > seen {
+            return requests[seen].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no applyEdit number {seen} from tack"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Applies LSP text edits (line/character, UTF-16 = bytes here: ASCII) to `text`.
-fn apply_edits(text: &str, edits: &[Value]) -> String {
+pub fn apply_edits(text: &str, edits: &[Value]) -> String {
     let offset = |position: &Value| {
         let line = position["line"].as_u64().unwrap() as usize;
         let character = position["character"].as_u64().unwrap() as usize;
@@ -402,14 +414,7 @@ async fn a_stale_proposal_is_not_offered_and_is_refused() {
         refused["reason"].as_str().unwrap().contains("out of date"),
         "{refused}"
     );
-    let message = session
-        .client
-        .wait_notification(
-            "window/showMessage",
-            |p| p["message"].as_str().unwrap().contains("out of date"),
-            WAIT,
-        )
-        .await;
+    let message = shown_message(&session.client, "out of date").await;
     assert_eq!(message["type"], 2);
     assert!(
         session
@@ -566,14 +571,7 @@ async fn a_bad_editor_mode_is_named_and_propose_is_used() {
         .action(error["range"].clone(), vec![error], "Fix with tack")
         .await;
     session.run(&fix).await;
-    let warning = session
-        .client
-        .wait_notification(
-            "window/showMessage",
-            |p| p["message"].as_str().unwrap().contains("[editor] mode"),
-            WAIT,
-        )
-        .await;
+    let warning = shown_message(&session.client, "[editor] mode").await;
     assert!(
         warning["message"].as_str().unwrap().contains("\"yolo\""),
         "{warning}"
@@ -683,14 +681,7 @@ async fn undo_refuses_when_the_user_changed_the_same_lines_and_names_them() {
         .await
         .unwrap_err();
     assert!(refused.message.contains("refused"), "{refused:?}");
-    let message = session
-        .client
-        .wait_notification(
-            "window/showMessage",
-            |p| p["message"].as_str().unwrap().contains("undo refused"),
-            WAIT,
-        )
-        .await;
+    let message = shown_message(&session.client, "undo refused").await;
     assert!(
         message["message"]
             .as_str()

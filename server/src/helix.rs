@@ -87,7 +87,9 @@ fn toml_string(text: &str) -> String {
 mod tests {
     use super::*;
 
-    /// The keys Helix documents for these tables (helix-editor.com, "Languages").
+    /// Keys Helix documents for these tables (docs.helix-editor.com/languages.html: the
+    /// `[language-server.<name>]` table, and `name`, `language-servers`, `file-types` of the
+    /// `[[language]]` table).
     const LANGUAGE_SERVER_KEYS: [&str; 6] = [
         "command",
         "args",

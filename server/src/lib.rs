@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` is only the command-line edge. See
 //! `ARCHITECTURE.md` at the repository root for the code map and the invariants.
 
+pub mod acp;
 pub mod agent;
 pub mod config;
 pub mod diagnostics;

@@ -96,6 +96,9 @@ enum Command {
         #[arg(long, short = 'C', value_name = "FOLDER", default_value = ".")]
         folder: std::path::PathBuf,
     },
+    /// Serve the Agent Client Protocol on stdio: tack as an external agent for Zed's agent
+    /// panel (`"agent_servers": {"tack": {"command": "tack", "args": ["acp"]}}`).
+    Acp,
     /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
     HelixConfig {
         /// The command Helix starts (default: this tack binary's path).
@@ -217,6 +220,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Mcp { folder } => {
             runtime.block_on(tack::mcp::server::serve_stdio(&folder))?;
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Acp => {
+            runtime.block_on(tack::acp::serve_stdio())?;
+            // Language servers and stdin reader must not keep the process alive.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             Ok(ExitCode::SUCCESS)
         }

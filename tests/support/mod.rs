@@ -194,3 +194,41 @@ impl Default for Workspace {
         Self::new()
     }
 }
+
+/// The environment an editor-started tack gets in these tests: clangd first on `PATH`, and
+/// every XDG folder inside the workspace so no user configuration is read.
+pub fn editor_env(workspace: &Workspace) -> Vec<(&'static str, String)> {
+    let clangd_dir = crate::e2e::tool("clangd").parent().unwrap().to_path_buf();
+    let search_path = std::env::join_paths(std::iter::once(clangd_dir).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap()
+    .into_string()
+    .unwrap();
+    let home = workspace.path(".home").display().to_string();
+    vec![
+        ("PATH", search_path),
+        ("XDG_CONFIG_HOME", home.clone()),
+        ("XDG_DATA_HOME", home.clone()),
+        ("XDG_STATE_HOME", home.clone()),
+        ("XDG_CACHE_HOME", home),
+        ("TACK_LOG", "debug".to_owned()),
+    ]
+}
+
+/// The fake model server and a workspace whose `tack.toml` names it (`scripted/m`, OpenAI
+/// chat wire format), with `extra` appended to that file.
+pub async fn workspace_with_fake_model(extra: &str) -> (Workspace, fake_model::FakeModelServer) {
+    let model = fake_model::FakeModelServer::start()
+        .await
+        .expect("the fake model server starts");
+    let workspace = Workspace::new();
+    workspace.write(
+        "tack.toml",
+        &format!(
+            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n{extra}",
+            model.url()
+        ),
+    );
+    (workspace, model)
+}

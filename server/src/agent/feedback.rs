@@ -44,6 +44,18 @@ pub trait LanguageFeedback: Send + Sync {
         method: &'a str,
         params: serde_json::Value,
     ) -> BoxFuture<'a, Result<serde_json::Value, String>>;
+
+    /// Writes an agent edit's new text, after its snapshot was taken (blocking; called off
+    /// the async threads). The default writes the file atomically to disk; a front end that
+    /// owns the buffers (ACP's `fs/write_text_file`) writes through them instead.
+    fn write_file(&self, path: &Path, text: &str) -> std::io::Result<()> {
+        super::session::write_atomically(path, text)
+    }
+
+    /// The edits call `call` will make, in full, once computed and before they are asked
+    /// about or written: a front end that renders its own diffs (ACP's permission request and
+    /// tool call) keeps them. By default dropped: the events carry unified diffs.
+    fn edits_prepared(&self, _call: &str, _edits: &[super::tools::FileEdit]) {}
 }
 
 /// Feedback for runs without language servers: no buffers, no diagnostics, no servers.

@@ -34,7 +34,7 @@ use crate::providers::{
     ApiKey, ChatRequest, ContentPart, Message, ModelClient, ModelResponse, ResolvedModel, Role,
     StopReason, StreamEvent, ToolCall, ToolResult, Usage,
 };
-use crate::snapshots::{ChangeId, SnapshotStore, no_overlay};
+use crate::snapshots::{ChangeId, SnapshotStore};
 
 /// Project instruction files read into the system prompt, in this order.
 pub const INSTRUCTION_FILES: [&str; 2] = ["AGENTS.md", "CLAUDE.md"];
@@ -649,7 +649,10 @@ impl Session {
             }
         }
         let summary = match &prepared {
-            Some((edits, _)) => cap(&self.diff(edits), MAX_APPROVAL_DIFF),
+            Some((edits, _)) => {
+                self.workspace.feedback().edits_prepared(&call.id, edits);
+                cap(&self.diff(edits), MAX_APPROVAL_DIFF)
+            }
             None => format!("{} {}", call.name, subjects.join(" ")),
         };
         let allowed = self
@@ -950,10 +953,10 @@ pub(crate) fn write_with_snapshot(
         })?;
     let mut written: Vec<&FileEdit> = Vec::new();
     for edit in edits {
-        if let Err(error) = write_atomically(&edit.path, &edit.after) {
+        if let Err(error) = feedback.write_file(&edit.path, &edit.after) {
             for done in written.iter().rev() {
                 let restored = match &done.before {
-                    Some(text) => write_atomically(&done.path, text),
+                    Some(text) => feedback.write_file(&done.path, text),
                     None => std::fs::remove_file(&done.path),
                 };
                 if let Err(undo_error) = restored {
@@ -970,14 +973,22 @@ pub(crate) fn write_with_snapshot(
         }
         written.push(edit);
     }
-    store.commit_change(pending, &no_overlay).map_err(|error| {
+    // The post-image is the text written, also when the front end wrote it into an editor
+    // buffer that is not saved yet.
+    let written = |path: &Path| {
+        edits
+            .iter()
+            .find(|edit| edit.path == path)
+            .map(|edit| edit.after.clone())
+    };
+    store.commit_change(pending, &written).map_err(|error| {
         format!("the files were written but the snapshot could not be completed: {error}")
     })
 }
 
 /// Writes through a temporary file in the same folder and a rename, so a reader never sees
 /// half a file; creates missing folders; keeps an existing file's permissions.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let parent = path
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent folder"))?;

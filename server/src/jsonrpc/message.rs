@@ -49,8 +49,9 @@ pub mod error_code {
 pub struct ResponseError {
     pub code: i64,
     pub message: String,
+    /// Boxed: a `Value` is large (more so with serde_json's `preserve_order`), and rare here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<Box<serde_json::Value>>,
 }
 
 impl ResponseError {

@@ -553,6 +553,28 @@ impl Proxy {
                     agent.cost_usd = Some(agent.cost_usd.unwrap_or(0.0) + cost.usd);
                 }
             }
+            // An editor that declares no `window.showMessage` (Helix) never answers
+            // `showMessageRequest`: asking would hold the run forever, so tack denies and
+            // says how to allow it instead.
+            AgentEvent::ApprovalAsked { id, tool, .. }
+                if self.client_capabilities["window"]["showMessage"].is_null() =>
+            {
+                if let Some(submissions) = self.agent.as_ref().and_then(|a| a.submissions.clone()) {
+                    let _ = submissions.try_send(Submission::ApprovalAnswer {
+                        id: id.clone(),
+                        allow: false,
+                        remember: false,
+                    });
+                }
+                self.show_message(
+                    2,
+                    format!(
+                        "tack: {tool} needs your approval, but this editor cannot ask for it \
+                         (no window/showMessageRequest), so it was denied. Allow it in \
+                         [permissions] in tack.toml, for example {tool} = \"allow\"."
+                    ),
+                );
+            }
             AgentEvent::ApprovalAsked { id, tool, summary } => {
                 let params = json!({
                     "type": 3,

@@ -1164,7 +1164,7 @@ mod tests {
         ]);
         insta::assert_snapshot!(
             "clangd_and_pyright_capabilities",
-            serde_json::to_string_pretty(&merged.capabilities).unwrap()
+            serde_json::to_string_pretty(&sorted_keys(&merged.capabilities)).unwrap()
         );
         let mut owners: Vec<String> = merged
             .command_owners
@@ -1180,5 +1180,25 @@ mod tests {
             merged.warnings,
         );
         insta::assert_snapshot!("clangd_and_pyright_routing", routing);
+    }
+
+    /// `value` with every object's keys in sorted order, so the snapshot does not depend on
+    /// whether serde_json keeps insertion order (its `preserve_order` feature, which a
+    /// dependency may turn on).
+    fn sorted_keys(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(key, value)| (key.clone(), sorted_keys(value)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+            other => other.clone(),
+        }
     }
 }
