@@ -6,6 +6,7 @@
 mod e2e;
 mod fake_lsp_selftest;
 mod headless;
+mod ledger;
 mod proxy;
 mod run;
 mod support;

@@ -89,6 +89,31 @@ enum Command {
         #[arg(value_name = "FOLDER")]
         folder: Option<std::path::PathBuf>,
     },
+    /// The sessions in the ledger: when, where, model, turns, tokens, cost and outcome.
+    Sessions {
+        /// How many of the newest to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// List every session.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay one session: prompts, context sent, model calls, tool calls, approvals, edits
+    /// with diffs, undos (`last` for the newest; a unique prefix of an id will do).
+    Log { id: String },
+    /// Tokens, cost, time, tool calls and approval rates from the ledger.
+    Stats {
+        /// Group by day, model, session or tool.
+        #[arg(long, value_name = "GROUP")]
+        by: Option<String>,
+        /// Only what happened since a date (2025-01-31) or a span ago (7d, 12h).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
     HelixConfig {
         /// The command Helix starts (default: this tack binary's path).
@@ -139,10 +164,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Command::HelixConfig { command } = &cli.command {
         let folder = std::env::current_dir().context("cannot read the current folder")?;
-        let loaded = tack::config::Config::load(&tack::config::ConfigSources::from_env(
-            Some(folder),
-            None,
-        ));
+        let loaded =
+            tack::config::Config::load(&tack::config::ConfigSources::from_env(Some(folder), None));
         for warning in &loaded.warnings {
             eprintln!("tack: {warning}");
         }
@@ -153,6 +176,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| "tack".to_owned()),
         };
         write_stdout(&tack::helix::languages_toml(&loaded.config, &command))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(result) = run_ledger_command(&cli.command) {
+        write_stdout(&result?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(result) = run_snapshot_command(&cli.command) {
@@ -233,7 +260,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::HelixConfig { .. }
         | Command::Snapshots { .. }
         | Command::Undo { .. }
-        | Command::Redo => Ok(ExitCode::SUCCESS),
+        | Command::Redo
+        | Command::Sessions { .. }
+        | Command::Log { .. }
+        | Command::Stats { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -277,6 +307,29 @@ fn run_snapshot_command(command: &Command) -> Option<anyhow::Result<String>> {
         }),
         Command::Undo { n } => open().and_then(|store| Ok(cli::undo(&store, *n)?)),
         Command::Redo => open().and_then(|store| Ok(cli::redo(&store)?)),
+        _ => return None,
+    };
+    Some(result)
+}
+
+/// The ledger settings from this folder's configuration.
+fn ledger_settings() -> anyhow::Result<tack::ledger::LedgerSettings> {
+    let folder = std::env::current_dir().context("cannot read the current folder")?;
+    let loaded =
+        tack::config::Config::load(&tack::config::ConfigSources::from_env(Some(folder), None));
+    Ok(tack::ledger::LedgerSettings::load(&loaded.config)?)
+}
+
+/// `tack sessions`, `tack log`, `tack stats`; `None` for other commands.
+fn run_ledger_command(command: &Command) -> Option<anyhow::Result<String>> {
+    use tack::ledger::cli;
+    let result = match command {
+        Command::Sessions { limit, all, json } => {
+            ledger_settings().and_then(|s| Ok(cli::sessions(&s, (!all).then_some(*limit), *json)?))
+        }
+        Command::Log { id } => ledger_settings().and_then(|s| Ok(cli::log(&s, id)?)),
+        Command::Stats { by, since, json } => ledger_settings()
+            .and_then(|s| Ok(cli::stats(&s, by.as_deref(), since.as_deref(), *json)?)),
         _ => return None,
     };
     Some(result)
