@@ -220,3 +220,177 @@ fn an_unknown_session_and_a_bad_group_are_named() {
     let empty = stdout_of(&tack_in(&workspace, &[], &["sessions"]));
     assert!(empty.contains("no sessions"), "{empty}");
 }
+
+const DAY_MS: u64 = 86_400_000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Commits the files (path, text; `None` deletes) at `at_ms`, on top of HEAD.
+fn commit_at(repo: &git2::Repository, at_ms: u64, files: &[(&str, Option<&str>)], message: &str) {
+    let root = repo.workdir().unwrap().to_path_buf();
+    let mut index = repo.index().unwrap();
+    for (path, text) in files {
+        match text {
+            Some(text) => {
+                std::fs::write(root.join(path), text).unwrap();
+                index.add_path(Path::new(path)).unwrap();
+            }
+            None => {
+                std::fs::remove_file(root.join(path)).unwrap();
+                index.remove_path(Path::new(path)).unwrap();
+            }
+        }
+    }
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let time = git2::Time::new((at_ms / 1000) as i64, 0);
+    let signature = git2::Signature::new("T", "t@example.com", &time).unwrap();
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        message,
+        &tree,
+        &parents,
+    )
+    .unwrap();
+}
+
+/// A ledger session of `workspace` whose one applied change added `lines` to `path` at `ts`.
+fn agent_session(
+    dir: &Path,
+    session: &str,
+    workspace: &Path,
+    ts: u64,
+    path: &str,
+    lines: &[&str],
+    cost: f64,
+) {
+    let hashes: Vec<String> = lines.iter().map(|l| tack::ledger::line_hash(l)).collect();
+    let records = [
+        json!({"v": 1, "type": "session_started", "session": session, "seq": 1, "ts": ts, "turn": 0,
+               "workspace": workspace.display().to_string(), "provider": "p", "model": "m"}),
+        json!({"v": 1, "type": "model_call", "session": session, "seq": 2, "ts": ts, "turn": 1,
+               "provider": "p", "model": "m", "duration": 5, "usage": null,
+               "cost": {"usd": cost, "prices_as_of": "2025-09-29"}}),
+        json!({"v": 1, "type": "edit_applied", "session": session, "seq": 3, "ts": ts, "turn": 1,
+               "paths": [path], "change": 1, "diff": "",
+               "detail": {"acceptance": "full", "files": [{"path": path, "before": null, "after": null,
+                   "hunks": [{"old_start": 1, "old_lines": 0, "new_start": 1, "new_lines": lines.len(), "added": hashes}]}]}}),
+    ];
+    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(format!("{session}.jsonl")), text).unwrap();
+}
+
+#[test]
+fn survival_joins_the_ledger_with_a_git_history_kept_revised_deleted_and_moved() {
+    let workspace = Workspace::new();
+    let root = workspace.root().canonicalize().unwrap();
+    let repo = git2::Repository::init(&root).unwrap();
+    let ledger = workspace.path(".home/tack/ledger");
+    let now = now_ms();
+    let human = "fn human_one() {}\nfn human_two() {}\n";
+    commit_at(
+        &repo,
+        now - 40 * DAY_MS,
+        &[("f.rs", Some(human))],
+        "human start",
+    );
+
+    let agent = [
+        "let kept = 1;",
+        "let revised = 2;",
+        "let deleted = 3;",
+        "let moved = 4;",
+    ];
+    agent_session(
+        &ledger,
+        "20250101-000000-1",
+        &root,
+        now - 30 * DAY_MS - 3_600_000,
+        "f.rs",
+        &agent,
+        0.4,
+    );
+    let landed = format!("{human}{}\nfn human_three() {{}}\n}}\n", agent.join("\n"));
+    commit_at(
+        &repo,
+        now - 30 * DAY_MS,
+        &[("f.rs", Some(&landed))],
+        "agent lines land",
+    );
+
+    // Within 14 days: one revised, one deleted, one moved to another file.
+    let churned = format!("{human}let kept = 1;\nlet revised = 20;\nfn human_three() {{}}\n}}\n");
+    commit_at(
+        &repo,
+        now - 25 * DAY_MS,
+        &[("f.rs", Some(&churned)), ("g.rs", Some("let moved = 4;\n"))],
+        "revise, delete, move",
+    );
+
+    // A young agent line: too young to judge.
+    agent_session(
+        &ledger,
+        "20250201-000000-2",
+        &root,
+        now - 3 * DAY_MS - 3_600_000,
+        "g.rs",
+        &["let young = 5;"],
+        0.1,
+    );
+    commit_at(
+        &repo,
+        now - 3 * DAY_MS,
+        &[("g.rs", Some("let moved = 4;\nlet young = 5;\n"))],
+        "young",
+    );
+
+    let out = tack_in(&workspace, &[], &["survival", "--days", "20", "--json"]);
+    let report: Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let agent = &report["agent"];
+    assert_eq!(agent["landed"], 5, "{report:#}");
+    assert_eq!(agent["judged_at_14_days"], 4, "{report:#}");
+    assert_eq!(agent["revised_within_14_days"], 1, "{report:#}");
+    assert_eq!(agent["deleted_within_14_days"], 1, "{report:#}");
+    assert_eq!(agent["moved_within_14_days"], 1, "{report:#}");
+    assert_eq!(agent["judged_at_n_days"], 4, "{report:#}");
+    assert_eq!(agent["still_in_head"], 2, "kept and moved: {report:#}");
+    assert_eq!(agent["too_young"], 1, "{report:#}");
+    // Human lines since the first agent edit: human_three and the revision of `revised`;
+    // the lone brace does not count.
+    let human = &report["human"];
+    assert_eq!(human["landed"], 2, "{report:#}");
+    assert_eq!(human["still_in_head"], 2, "{report:#}");
+    assert_eq!(human["revised_within_14_days"], 0, "{report:#}");
+    // The judged session cost $0.4 for 2 durable lines.
+    assert!((report["cost_per_durable_line_usd"].as_f64().unwrap() - 0.2).abs() < 1e-9);
+    assert_eq!(report["commits"], 4);
+    assert_eq!(report["agent_lines_not_committed"], 0);
+
+    let table = stdout_of(&tack_in(&workspace, &[], &["survival", "--days", "20"]));
+    assert!(table.contains("still in HEAD"), "{table}");
+    assert!(table.contains("50.0%"), "{table}");
+
+    let outside = tempfile::tempdir().unwrap();
+    let out = Command::new(tack_path())
+        .args(["survival"])
+        .current_dir(outside.path())
+        .env("XDG_DATA_HOME", workspace.path(".home"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("git"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

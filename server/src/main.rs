@@ -114,6 +114,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Which agent lines survive in this repository: still in HEAD after N days, revised or
+    /// deleted within 14 days, cost per durable line; the same for human lines.
+    Survival {
+        /// Judge "still in HEAD" for lines that landed at least this many days ago.
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
     HelixConfig {
         /// The command Helix starts (default: this tack binary's path).
@@ -263,7 +272,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Redo
         | Command::Sessions { .. }
         | Command::Log { .. }
-        | Command::Stats { .. } => Ok(ExitCode::SUCCESS),
+        | Command::Stats { .. }
+        | Command::Survival { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -330,6 +340,10 @@ fn run_ledger_command(command: &Command) -> Option<anyhow::Result<String>> {
         Command::Log { id } => ledger_settings().and_then(|s| Ok(cli::log(&s, id)?)),
         Command::Stats { by, since, json } => ledger_settings()
             .and_then(|s| Ok(cli::stats(&s, by.as_deref(), since.as_deref(), *json)?)),
+        Command::Survival { days, json } => ledger_settings().and_then(|s| {
+            let folder = std::env::current_dir().context("cannot read the current folder")?;
+            Ok(cli::survival(&s, &folder, *days, *json)?)
+        }),
         _ => return None,
     };
     Some(result)

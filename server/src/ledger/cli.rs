@@ -374,3 +374,17 @@ fn added_lines(line: &Line) -> String {
         .sum();
     format!("{added} line(s) added")
 }
+
+/// `tack survival`.
+pub fn survival(
+    settings: &LedgerSettings,
+    folder: &std::path::Path,
+    days: u64,
+    json: bool,
+) -> Result<String, LedgerError> {
+    let report = super::survival::survival(settings, folder, days, now_ms())?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&report).unwrap_or_default());
+    }
+    Ok(super::survival::render(&report))
+}

@@ -21,6 +21,7 @@ pub mod reader;
 pub mod record;
 pub mod stats;
 pub mod summary;
+pub mod survival;
 pub mod time;
 pub mod writer;
 
