@@ -3,7 +3,7 @@
 //! environment never reaches it; survival over a git history built here; the OTLP export to a
 //! local receiver that parses what it gets.
 
-use crate::support::fake_model::{Answer, FakeModelServer, FakeToolCall, openai_chat};
+use crate::support::fake_model::{Answer, FakeModelServer, FakeToolCall, FakeUsage, openai_chat};
 use crate::support::{Workspace, fake_lsp_path, tack_path};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -81,18 +81,24 @@ fn scripted_workspace(model: &FakeModelServer) -> Workspace {
 async fn a_run_writes_a_ledger_that_sessions_stats_log_and_export_read() {
     let model = FakeModelServer::start().await.unwrap();
     let workspace = scripted_workspace(&model);
-    let edit = Answer::default().with_tool_call(FakeToolCall::new(
-        "c1",
-        "edit",
-        &[&json!({ "path": "main.fk", "old": "value = 1", "new": "value = 2" }).to_string()],
-    ));
+    let usage = FakeUsage {
+        input_uncached: 100,
+        cache_read: 20,
+        output: 7,
+        ..FakeUsage::default()
+    };
+    let edit = Answer::default()
+        .with_tool_call(FakeToolCall::new(
+            "c1",
+            "edit",
+            &[&json!({ "path": "main.fk", "old": "value = 1", "new": "value = 2" }).to_string()],
+        ))
+        .with_usage(usage);
     model.push(openai_chat::stream(&edit));
     // The model echoes the key it was given: the ledger must not keep it.
-    model.push(openai_chat::stream(&Answer::text(&[
-        "Done; the key was ",
-        SECRET,
-        ".",
-    ])));
+    model.push(openai_chat::stream(
+        &Answer::text(&["Done; the key was ", SECRET, "."]).with_usage(usage),
+    ));
 
     let run = tack_in(
         &workspace,
@@ -188,6 +194,239 @@ async fn a_run_writes_a_ledger_that_sessions_stats_log_and_export_read() {
     assert!(log.contains("+value = 2"), "{log}");
     assert!(log.contains("allowed by policy"), "{log}");
     assert!(!log.contains(SECRET));
+
+    exports_match_their_documented_shapes(&workspace, &text, id).await;
+}
+
+/// Every export format, from the ledger of the run above.
+async fn exports_match_their_documented_shapes(workspace: &Workspace, ledger: &str, session: &str) {
+    // JSONL: the raw lines.
+    let jsonl = stdout_of(&tack_in(workspace, &[], &["export", "--format", "jsonl"]));
+    assert_eq!(jsonl, ledger);
+
+    // CSV: a header and one row per model call.
+    let csv = stdout_of(&tack_in(workspace, &[], &["export", "--format", "csv"]));
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert_eq!(rows[0][0], "session");
+    assert!(rows[0].contains(&"cache_read_tokens"));
+    assert!(rows.iter().all(|r| r.len() == rows[0].len()), "{csv}");
+    assert_eq!(rows[1][0], session);
+    assert_eq!(rows[1][2], "scripted");
+
+    // ccusage: daily rows and totals with ccusage's field names.
+    let report: Value = serde_json::from_str(&stdout_of(&tack_in(
+        workspace,
+        &[],
+        &["export", "--format", "ccusage"],
+    )))
+    .unwrap();
+    let day = &report["daily"][0];
+    for key in [
+        "date",
+        "inputTokens",
+        "outputTokens",
+        "cacheCreationTokens",
+        "cacheReadTokens",
+        "totalTokens",
+        "totalCost",
+        "modelsUsed",
+        "modelBreakdowns",
+    ] {
+        assert!(!day[key].is_null(), "{key} missing: {report:#}");
+    }
+    let sum = [
+        "inputTokens",
+        "outputTokens",
+        "cacheCreationTokens",
+        "cacheReadTokens",
+    ]
+    .iter()
+    .map(|k| day[*k].as_u64().unwrap())
+    .sum::<u64>();
+    assert_eq!(day["totalTokens"].as_u64().unwrap(), sum);
+    assert!(sum > 0, "{report:#}");
+    assert_eq!(day["modelsUsed"], json!(["m"]));
+    let breakdown = &day["modelBreakdowns"][0];
+    assert_eq!(breakdown["modelName"], "m");
+    for key in [
+        "inputTokens",
+        "outputTokens",
+        "cacheCreationTokens",
+        "cacheReadTokens",
+        "cost",
+    ] {
+        assert!(breakdown[key].is_number(), "{key}: {breakdown}");
+    }
+    assert_eq!(report["totals"]["totalTokens"], day["totalTokens"]);
+    assert!(day["date"].as_str().unwrap().len() == 10);
+
+    // OTLP/HTTP JSON to a local receiver that parses what it gets.
+    let receiver = FakeModelServer::start().await.unwrap();
+    receiver.push(crate::support::fake_model::Reply::json(200, &json!({})));
+    receiver.push(crate::support::fake_model::Reply::json(200, &json!({})));
+    let endpoint = receiver.url();
+    let sent = stdout_of(&tack_in(
+        workspace,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-team=tack%20test"),
+        ],
+        &["export", "--format", "otlp"],
+    ));
+    assert!(sent.contains("span"), "{sent}");
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].path, "/v1/traces");
+    assert_eq!(requests[1].path, "/v1/metrics");
+    assert_eq!(requests[0].header("content-type"), Some("application/json"));
+    assert_eq!(requests[0].header("x-team"), Some("tack test"));
+    let traces = requests[0].json();
+    let spans = traces["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"invoke_agent tack"), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "chat m").count(),
+        2,
+        "{names:?}"
+    );
+    assert!(names.contains(&"execute_tool edit"), "{names:?}");
+    let attribute = |span: &Value, key: &str| -> Value {
+        span["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let root = spans
+        .iter()
+        .find(|s| s["name"] == "invoke_agent tack")
+        .unwrap();
+    let chat = spans.iter().find(|s| s["name"] == "chat m").unwrap();
+    let tool = spans
+        .iter()
+        .find(|s| s["name"] == "execute_tool edit")
+        .unwrap();
+    assert_eq!(root["traceId"].as_str().unwrap().len(), 32);
+    assert_eq!(chat["spanId"].as_str().unwrap().len(), 16);
+    assert_eq!(chat["traceId"], root["traceId"]);
+    assert_eq!(chat["parentSpanId"], root["spanId"]);
+    assert_eq!(chat["kind"], 3);
+    assert_eq!(root["kind"], 1);
+    assert!(
+        chat["startTimeUnixNano"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .is_ok()
+    );
+    assert_eq!(
+        attribute(chat, "gen_ai.operation.name"),
+        json!({"stringValue": "chat"})
+    );
+    assert_eq!(
+        attribute(chat, "gen_ai.provider.name"),
+        json!({"stringValue": "scripted"})
+    );
+    assert_eq!(
+        attribute(chat, "gen_ai.request.model"),
+        json!({"stringValue": "m"})
+    );
+    assert_eq!(
+        attribute(chat, "gen_ai.conversation.id"),
+        json!({"stringValue": session})
+    );
+    assert!(attribute(chat, "gen_ai.usage.input_tokens")["intValue"].is_string());
+    assert!(attribute(chat, "gen_ai.usage.output_tokens")["intValue"].is_string());
+    assert_eq!(
+        attribute(tool, "gen_ai.tool.name"),
+        json!({"stringValue": "edit"})
+    );
+    assert_eq!(
+        attribute(tool, "tack.decision.source"),
+        json!({"stringValue": "policy"})
+    );
+    assert_eq!(
+        attribute(root, "tack.lines.added"),
+        json!({"intValue": "1"})
+    );
+    let metrics = requests[1].json();
+    let metrics = metrics["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let metric = |name: &str| metrics.iter().find(|m| m["name"] == name).unwrap().clone();
+    let tokens = metric("gen_ai.client.token.usage");
+    assert_eq!(tokens["unit"], "{token}");
+    let points = tokens["histogram"]["dataPoints"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "input and output: {tokens:#}");
+    for point in points {
+        let buckets = point["bucketCounts"].as_array().unwrap();
+        assert_eq!(
+            buckets.len(),
+            point["explicitBounds"].as_array().unwrap().len() + 1
+        );
+        assert_eq!(point["count"], "2");
+    }
+    let duration = metric("gen_ai.client.operation.duration");
+    assert_eq!(duration["unit"], "s");
+    assert_eq!(duration["histogram"]["dataPoints"][0]["count"], "2");
+    assert!(metric("tack.decisions")["sum"]["dataPoints"][0]["asDouble"] == 1.0);
+    assert!(metric("tack.lines.added")["sum"]["dataPoints"][0]["asDouble"] == 1.0);
+
+    // Without an endpoint, the export says what to set.
+    let missing = tack_in(workspace, &[], &["export", "--format", "otlp"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("OTEL_EXPORTER_OTLP_ENDPOINT"));
+
+    // ActivityWatch: the bucket is created as its API documents, then heartbeats.
+    let aw = FakeModelServer::start().await.unwrap();
+    for _ in 0..64 {
+        aw.push(crate::support::fake_model::Reply::json(200, &json!({})));
+    }
+    let sent = stdout_of(&tack_in(
+        workspace,
+        &[],
+        &[
+            "export",
+            "--format",
+            "activitywatch",
+            "--activitywatch-url",
+            &aw.url(),
+            "--pulsetime",
+            "60",
+        ],
+    ));
+    assert!(sent.contains("heartbeat"), "{sent}");
+    let requests = aw.requests();
+    let bucket = &requests[0];
+    assert_eq!(bucket.method, "POST");
+    assert!(
+        bucket.path.starts_with("/api/0/buckets/tack-agent_"),
+        "{}",
+        bucket.path
+    );
+    assert_eq!(bucket.json()["type"], "app.agent.activity");
+    assert_eq!(bucket.json()["client"], "tack");
+    assert!(bucket.json()["hostname"].is_string());
+    let beats = &requests[1..];
+    assert!(beats.len() >= 5, "{}", beats.len());
+    for beat in beats {
+        assert_eq!(beat.path, format!("{}/heartbeat?pulsetime=60", bucket.path));
+        let event = beat.json();
+        assert!(event["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(event["duration"], 0);
+        assert_eq!(event["data"]["session"], session);
+        assert_eq!(event["data"]["model"], "scripted/m");
+    }
+    let bad = tack_in(workspace, &[], &["export", "--format", "xml"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("jsonl, csv, ccusage, otlp or activitywatch")
+    );
 }
 
 #[test]

@@ -123,6 +123,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The ledger in other shapes: jsonl (raw), csv (a row per model call), ccusage (its
+    /// daily JSON), otlp (traces and metrics to OTEL_EXPORTER_OTLP_ENDPOINT), activitywatch
+    /// (heartbeats to an ActivityWatch server).
+    Export {
+        #[arg(long, value_name = "FORMAT")]
+        format: String,
+        /// Only what happened since a date (2025-01-31) or a span ago (7d, 12h).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only this session (an id, a unique prefix of one, or `last`).
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// The ActivityWatch server.
+        #[arg(long, value_name = "URL", default_value = "http://localhost:5600")]
+        activitywatch_url: String,
+        /// Heartbeats closer than this many seconds merge into one ActivityWatch event.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        pulsetime: u64,
+    },
     /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
     HelixConfig {
         /// The command Helix starts (default: this tack binary's path).
@@ -262,6 +281,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .read_line(&mut key)
                 .context("cannot read the key")?;
             let text = tack::providers::cli::auth_login(&registry, &provider, key.trim())?;
+            write_stdout(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            format,
+            since,
+            session,
+            activitywatch_url,
+            pulsetime,
+        } => {
+            let settings = ledger_settings()?;
+            let text = runtime.block_on(tack::ledger::cli::export(
+                &settings,
+                &format,
+                since.as_deref(),
+                session.as_deref(),
+                &activitywatch_url,
+                pulsetime,
+            ))?;
             write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
         }

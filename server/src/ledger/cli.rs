@@ -388,3 +388,41 @@ pub fn survival(
     }
     Ok(super::survival::render(&report))
 }
+
+/// `tack export`: `jsonl`, `csv`, `ccusage` print; `otlp` and `activitywatch` send.
+pub async fn export(
+    settings: &LedgerSettings,
+    format: &str,
+    since: Option<&str>,
+    session: Option<&str>,
+    activitywatch_url: &str,
+    pulsetime_secs: u64,
+) -> Result<String, LedgerError> {
+    let selection = super::export::Selection {
+        since_ms: since
+            .map(|text| time::parse_since(text, now_ms()))
+            .transpose()?
+            .unwrap_or(0),
+        session: session.map(str::to_owned),
+    };
+    match format {
+        "jsonl" => super::export::jsonl(settings, &selection),
+        "csv" => super::export::csv(settings, &selection),
+        "ccusage" => super::export::ccusage(settings, &selection),
+        "otlp" => {
+            let target = super::otlp::OtlpTarget::from_env(|name| std::env::var(name).ok())?;
+            super::otlp::send(&target, &selection.lines(settings)?).await
+        }
+        "activitywatch" => {
+            super::activitywatch::send(
+                activitywatch_url,
+                pulsetime_secs,
+                &selection.lines(settings)?,
+            )
+            .await
+        }
+        other => Err(LedgerError::Usage(format!(
+            "--format {other:?}: use jsonl, csv, ccusage, otlp or activitywatch"
+        ))),
+    }
+}

@@ -14,9 +14,12 @@
 //!   session's writer (and the previous one's until it ended).
 //! - `git_state`: HEAD and dirty state of the workspace's repository at session start.
 
+pub mod activitywatch;
 pub mod cli;
+pub mod export;
 mod front_end;
 mod git_state;
+pub mod otlp;
 pub mod reader;
 pub mod record;
 pub mod stats;
