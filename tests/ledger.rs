@@ -196,6 +196,17 @@ async fn a_run_writes_a_ledger_that_sessions_stats_log_and_export_read() {
     assert!(!log.contains(SECRET));
 
     exports_match_their_documented_shapes(&workspace, &text, id).await;
+
+    // `tack undo` appends what it took back to the session's file, numbering on.
+    stdout_of(&tack_in(&workspace, &[], &["undo"]));
+    assert_eq!(workspace.read("main.fk"), "value = 1\n");
+    let after = lines_of(&files[0]);
+    let last = after.last().unwrap();
+    assert_eq!(last["type"], "changes_restored", "{last}");
+    assert_eq!(last["kind"], "undo");
+    assert_eq!(last["changes"], json!([1]));
+    assert_eq!(last["files"], json!(["main.fk"]));
+    assert_eq!(last["seq"], after.len() as u64);
 }
 
 /// Every export format, from the ledger of the run above.

@@ -353,8 +353,18 @@ fn run_snapshot_command(command: &Command) -> Option<anyhow::Result<String>> {
                 Some(SnapshotsAction::Diff { n }) => cli::diff(&store, *n)?,
             })
         }),
-        Command::Undo { n } => open().and_then(|store| Ok(cli::undo(&store, *n)?)),
-        Command::Redo => open().and_then(|store| Ok(cli::redo(&store)?)),
+        Command::Undo { n } => open().and_then(|store| {
+            use tack::agent::RestoreDirection::Undo;
+            Ok(tack::ledger::recording_restore(&store, Undo, || {
+                cli::undo(&store, *n)
+            })?)
+        }),
+        Command::Redo => open().and_then(|store| {
+            use tack::agent::RestoreDirection::Redo;
+            Ok(tack::ledger::recording_restore(&store, Redo, || {
+                cli::redo(&store)
+            })?)
+        }),
         _ => return None,
     };
     Some(result)

@@ -2,17 +2,18 @@
 //! session starts and records every event the front end sees, beside its own handling of
 //! them. `tack run` has one session; an editor connection starts a new one with "new
 //! session", and the old session's last events (its `session_ended`) still reach the old
-//! file.
+//! file. `tack undo` / `tack redo` append what they moved to the session's file
+//! ([`recording_restore`]).
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::{LedgerError, LedgerSettings, LedgerWriter};
-use crate::agent::AgentEvent;
-use crate::config::Config;
+use crate::agent::{AgentEvent, RestoreDirection};
+use crate::config::{Config, ConfigSources};
 use crate::providers::{ProvidersConfig, Redactor, Registry};
-use crate::snapshots::SnapshotStore;
+use crate::snapshots::{ChangeRecord, SnapshotStore};
 
 /// The ledger of a front end's current session (and of the one before, until it ended).
 pub struct SessionLedger {
@@ -105,4 +106,59 @@ pub fn secrets_redactor(config: &Config) -> Redactor {
         }
     }
     redactor
+}
+
+/// Runs `tack undo` / `tack redo` (`restore`) and records what it moved in the session's
+/// ledger file, as a `changes_restored` line appended after the session's end.
+pub fn recording_restore<T, E>(
+    store: &SnapshotStore,
+    kind: RestoreDirection,
+    restore: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    let session = store.latest_session().ok().flatten();
+    let before = session
+        .as_deref()
+        .and_then(|s| store.changes(s).ok())
+        .unwrap_or_default();
+    let result = restore()?;
+    let Some(session) = session else {
+        return Ok(result);
+    };
+    let after = store.changes(&session).unwrap_or_default();
+    let moved: Vec<&ChangeRecord> = after
+        .iter()
+        .filter(|change| {
+            before
+                .iter()
+                .find(|b| b.id == change.id)
+                .is_some_and(|b| b.status != change.status)
+        })
+        .collect();
+    if moved.is_empty() {
+        return Ok(result);
+    }
+    let mut files: Vec<String> = moved
+        .iter()
+        .flat_map(|c| c.files.iter().map(|f| f.path.clone()))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    let event = AgentEvent::ChangesRestored {
+        kind,
+        changes: moved.iter().map(|c| c.id.0).collect(),
+        files,
+    };
+    let config = Config::load(&ConfigSources::from_env(
+        Some(store.workspace_root().to_path_buf()),
+        None,
+    ))
+    .config;
+    match SessionLedger::new(&config, None) {
+        Ok(mut ledger) => {
+            ledger.begin(&session);
+            ledger.record(&event);
+        }
+        Err(error) => tracing::warn!(%error, "the undo is not recorded in the ledger"),
+    }
+    Ok(result)
 }

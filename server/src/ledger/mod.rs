@@ -30,7 +30,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use front_end::{SessionLedger, secrets_redactor};
+pub use front_end::{SessionLedger, recording_restore, secrets_redactor};
 pub use git_state::git_state;
 pub use reader::{LedgerFile, read_lines, session_files};
 pub use record::{Line, SCHEMA_VERSION, line_hash};
