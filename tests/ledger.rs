@@ -10,18 +10,8 @@ use std::path::Path;
 use std::process::Command;
 
 fn tack_in(workspace: &Workspace, envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let home = workspace.path(".home").display().to_string();
-    let mut command = Command::new(tack_path());
-    command
-        .args(args)
-        .current_dir(workspace.root())
-        .env("XDG_CONFIG_HOME", &home)
-        .env("XDG_DATA_HOME", &home)
-        .env("XDG_STATE_HOME", &home)
-        .env("TACK_LOG", "warn")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let mut command = workspace.tack(args);
+    command.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
     for (name, value) in envs {
         command.env(name, value);
     }

@@ -11,18 +11,7 @@ fn tool(id: &str, name: &str, args: Value) -> Answer {
 }
 
 fn tack(workspace: &Workspace, args: &[&str]) -> std::process::Output {
-    let home = workspace.path(".home").display().to_string();
-    Command::new(tack_path())
-        .args(args)
-        .current_dir(workspace.root())
-        .env("XDG_CONFIG_HOME", &home)
-        .env("XDG_DATA_HOME", &home)
-        .env("XDG_STATE_HOME", &home)
-        .env("TACK_LOG", "warn")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .output()
-        .unwrap()
+    workspace.tack(args).output().unwrap()
 }
 
 // Multi-threaded: the blocking `tack` runs must not stall the fake model server's task.

@@ -8,6 +8,7 @@
 //! run reads from disk if the page cache was cold; the figures are min / median).
 //!
 //! Run: `cargo bench --bench ledger` (from `server/`). It prints figures; it asserts none.
+//! `TACK_BENCH_KEEP=DIR` generates into DIR and leaves it there, for profiling.
 
 #![allow(clippy::print_stdout)]
 
@@ -37,7 +38,11 @@ fn main() -> BenchResult<()> {
     let sessions = env_number("TACK_BENCH_SESSIONS", 10_000);
     let commits = env_number("TACK_BENCH_COMMITS", 10_000);
     let scratch = tempfile::tempdir()?;
-    let home = scratch.path().join("home");
+    // TACK_BENCH_KEEP=DIR: generate there and keep it (for profiling one command).
+    let base = std::env::var_os("TACK_BENCH_KEEP")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| scratch.path().to_path_buf());
+    let home = base.join("home");
 
     let started = Instant::now();
     let (events, bytes) = generate_ledger(&home.join("tack/ledger"), sessions)?;
@@ -71,7 +76,7 @@ fn main() -> BenchResult<()> {
     row("tack sessions", &sessions_list);
     println!("target: tack stats ≤ 1 s over 10,000 sessions / 1M events");
 
-    let repo = scratch.path().join("repo");
+    let repo = base.join("repo");
     let started = Instant::now();
     let landed = generate_repository(&repo, commits, &home.join("tack/ledger"))?;
     println!();

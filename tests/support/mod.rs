@@ -170,6 +170,23 @@ impl Workspace {
         std::fs::read_to_string(self.path(relative))
             .unwrap_or_else(|e| panic!("read {relative}: {e}"))
     }
+
+    /// `tack ARGS` run in the workspace, its configuration, data and state in `.home` inside
+    /// it, without the provider keys of the environment.
+    pub fn tack(&self, args: &[&str]) -> Command {
+        let home = self.path(".home").display().to_string();
+        let mut command = Command::new(tack_path());
+        command
+            .args(args)
+            .current_dir(self.root())
+            .env("XDG_CONFIG_HOME", &home)
+            .env("XDG_DATA_HOME", &home)
+            .env("XDG_STATE_HOME", &home)
+            .env("TACK_LOG", "warn")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY");
+        command
+    }
 }
 
 impl Default for Workspace {

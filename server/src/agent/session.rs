@@ -656,43 +656,34 @@ impl Session {
             (Some(cost), _) => self.outcome.cost_usd.map(|sum| sum + cost.usd),
             (None, _) => None,
         };
-        let model_call = AgentEvent::ModelCall(Box::new(ModelCallReport {
-            call,
-            purpose,
-            provider: self.config.model.provider.id.clone(),
-            model: self.config.model.model.clone(),
-            time_to_first_token: first_event,
-            duration: started.elapsed(),
-            stop_reason: Some(completion.stop_reason.clone()),
-            attempts: Some(completion.attempts),
-            usage,
-            raw_usage: completion.raw_usage.clone(),
-            price_source: cost.as_ref().map(|c| {
-                if c.prices_as_of == "local" {
-                    "local"
-                } else {
-                    "catalog"
-                }
-                .to_owned()
-            }),
-            cost: cost.clone(),
-            error: None,
-        }));
+        let mut report = self.call_report(call, purpose, started, first_event);
+        report.stop_reason = Some(completion.stop_reason.clone());
+        report.attempts = Some(completion.attempts);
+        report.usage = usage;
+        report.raw_usage = completion.raw_usage.clone();
+        report.price_source = cost.as_ref().map(|c| {
+            if c.prices_as_of == "local" {
+                "local"
+            } else {
+                "catalog"
+            }
+            .to_owned()
+        });
+        report.cost = cost.clone();
         self.emit(AgentEvent::Usage { usage, cost }).await;
-        self.emit(model_call).await;
+        self.emit(AgentEvent::ModelCall(Box::new(report))).await;
         Ok(response)
     }
 
-    /// [`AgentEvent::ModelCall`] for a call that ended without an answer.
-    async fn emit_failed_call(
+    /// The report of a call so far: who, when, how long; no outcome yet.
+    fn call_report(
         &self,
         call: u32,
         purpose: CallPurpose,
         started: Instant,
         first_event: Option<std::time::Duration>,
-        error: &str,
-    ) {
-        self.emit(AgentEvent::ModelCall(Box::new(ModelCallReport {
+    ) -> ModelCallReport {
+        ModelCallReport {
             call,
             purpose,
             provider: self.config.model.provider.id.clone(),
@@ -705,9 +696,22 @@ impl Session {
             raw_usage: serde_json::Value::Null,
             cost: None,
             price_source: None,
-            error: Some(error.to_owned()),
-        })))
-        .await;
+            error: None,
+        }
+    }
+
+    /// [`AgentEvent::ModelCall`] for a call that ended without an answer.
+    async fn emit_failed_call(
+        &self,
+        call: u32,
+        purpose: CallPurpose,
+        started: Instant,
+        first_event: Option<std::time::Duration>,
+        error: &str,
+    ) {
+        let mut report = self.call_report(call, purpose, started, first_event);
+        report.error = Some(error.to_owned());
+        self.emit(AgentEvent::ModelCall(Box::new(report))).await;
     }
 
     /// Counts a failing call; true when it reached the doom-loop limit.

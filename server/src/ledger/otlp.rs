@@ -171,34 +171,48 @@ pub fn traces(sessions: &[(LedgerFile, Vec<Line>)]) -> Value {
                     let cost = &line.get("cost")["usd"];
                     open.add_usage(usage, cost);
                     let request_model = line.str("model").unwrap_or("");
-                    let mut span = json!({
-                        "traceId": open.trace_id,
-                        "spanId": id(&format!("{conversation}/{}", line.header.seq), 8),
-                        "parentSpanId": open.span_id,
-                        "name": format!("chat {request_model}"),
-                        "kind": KIND_CLIENT,
-                        "startTimeUnixNano": nanos(ts.saturating_sub(duration)),
-                        "endTimeUnixNano": nanos(ts),
-                        "attributes": attributes(vec![
+                    let mut span = open.child(
+                        conversation,
+                        line,
+                        format!("chat {request_model}"),
+                        (KIND_CLIENT, ts.saturating_sub(duration)),
+                        attributes(vec![
                             ("gen_ai.operation.name", json!("chat")),
                             ("gen_ai.provider.name", line.get("provider").clone()),
                             ("gen_ai.request.model", json!(request_model)),
                             ("gen_ai.conversation.id", json!(conversation)),
                             ("gen_ai.usage.input_tokens", input_tokens(usage)),
                             ("gen_ai.usage.output_tokens", usage["output"].clone()),
-                            ("gen_ai.usage.cache_read.input_tokens", usage["cache_read"].clone()),
-                            ("gen_ai.usage.cache_creation.input_tokens", usage["cache_write"].clone()),
-                            ("gen_ai.response.finish_reasons", match line.get("stop_reason") {
-                                Value::String(reason) => json!([reason]),
-                                _ => Value::Null,
-                            }),
+                            (
+                                "gen_ai.usage.cache_read.input_tokens",
+                                usage["cache_read"].clone(),
+                            ),
+                            (
+                                "gen_ai.usage.cache_creation.input_tokens",
+                                usage["cache_write"].clone(),
+                            ),
+                            (
+                                "gen_ai.response.finish_reasons",
+                                match line.get("stop_reason") {
+                                    Value::String(reason) => json!([reason]),
+                                    _ => Value::Null,
+                                },
+                            ),
                             ("tack.cost.usd", cost.clone()),
                             ("tack.price_source", line.get("price_source").clone()),
                             ("tack.attempts", line.get("attempts").clone()),
-                            ("tack.time_to_first_token_ms", line.get("time_to_first_token").clone()),
-                            ("error.type", line.get("error").as_str().map_or(Value::Null, |_| json!("_OTHER"))),
+                            (
+                                "tack.time_to_first_token_ms",
+                                line.get("time_to_first_token").clone(),
+                            ),
+                            (
+                                "error.type",
+                                line.get("error")
+                                    .as_str()
+                                    .map_or(Value::Null, |_| json!("_OTHER")),
+                            ),
                         ]),
-                    });
+                    );
                     if let Some(error) = line.str("error") {
                         span["status"] = json!({ "code": STATUS_ERROR, "message": error });
                     }
@@ -222,24 +236,24 @@ pub fn traces(sessions: &[(LedgerFile, Vec<Line>)]) -> Value {
                         .unwrap_or((ts, line.detail("tool").as_str().unwrap_or("?").to_owned()));
                     let decision = decisions.remove(call);
                     let field = |key: &str| decision.map_or(Value::Null, |d| d.get(key).clone());
-                    let mut span = json!({
-                        "traceId": open.trace_id,
-                        "spanId": id(&format!("{conversation}/{}", line.header.seq), 8),
-                        "parentSpanId": open.span_id,
-                        "name": format!("execute_tool {name}"),
-                        "kind": KIND_INTERNAL,
-                        "startTimeUnixNano": nanos(start),
-                        "endTimeUnixNano": nanos(ts),
-                        "attributes": attributes(vec![
+                    let mut span = open.child(
+                        conversation,
+                        line,
+                        format!("execute_tool {name}"),
+                        (KIND_INTERNAL, start),
+                        attributes(vec![
                             ("gen_ai.operation.name", json!("execute_tool")),
                             ("gen_ai.tool.name", json!(name)),
                             ("gen_ai.tool.call.id", json!(call)),
                             ("gen_ai.conversation.id", json!(conversation)),
                             ("tack.decision.source", field("source")),
                             ("tack.decision.allowed", field("allowed")),
-                            ("tack.decision.wait_ms", decision.map_or(Value::Null, |d| d.detail("wait_ms").clone())),
+                            (
+                                "tack.decision.wait_ms",
+                                decision.map_or(Value::Null, |d| d.detail("wait_ms").clone()),
+                            ),
                         ]),
-                    });
+                    );
                     if line.get("is_error") == true {
                         span["status"] = json!({ "code": STATUS_ERROR });
                     }
@@ -309,6 +323,28 @@ impl TurnSpan {
             cost: None,
             lines_added: 0,
         }
+    }
+
+    /// A span under this turn's, for `line` (its id from the line's number; it ends at the
+    /// line's time), of `kind` and starting at `start`.
+    fn child(
+        &self,
+        conversation: &str,
+        line: &Line,
+        name: String,
+        (kind, start): (u32, u64),
+        attributes: Vec<Value>,
+    ) -> Value {
+        json!({
+            "traceId": self.trace_id,
+            "spanId": id(&format!("{conversation}/{}", line.header.seq), 8),
+            "parentSpanId": self.span_id,
+            "name": name,
+            "kind": kind,
+            "startTimeUnixNano": nanos(start),
+            "endTimeUnixNano": nanos(line.header.ts),
+            "attributes": attributes,
+        })
     }
 
     fn add_usage(&mut self, usage: &Value, cost: &Value) {

@@ -46,7 +46,11 @@ pub fn session_files(dir: &Path) -> Result<Vec<LedgerFile>, LedgerError> {
 /// `each` with the 1-based line number and the bytes.
 pub fn for_each_line(path: &Path, mut each: impl FnMut(usize, &[u8])) -> Result<(), LedgerError> {
     let bytes = std::fs::read(path).map_err(|e| LedgerError::io(path, e))?;
-    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', &bytes).chain(std::iter::once(bytes.len()));
+    for (index, end) in ends.enumerate() {
+        let line = &bytes[start..end];
+        start = end + 1;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }

@@ -101,7 +101,8 @@ impl Figures {
     }
 }
 
-fn rate(part: u64, whole: u64) -> Option<f64> {
+/// `part / whole`; `None` when `whole` is 0.
+pub fn rate(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 

@@ -4,8 +4,9 @@
 //!
 //! The join: the ledger records, for every applied change, a hash per added line
 //! ([`line_hash`](super::line_hash)) with its path and time. The repository's first-parent
-//! history is read once, oldest commit first, with git2's diffs (context 0, renames found),
-//! keeping for every file the identity of each of its lines — blame computed forwards, which
+//! history is read once, oldest commit first — git2's tree diffs (renames found) name the
+//! changed files, and each one's new text is diffed by line against the text kept from the
+//! commit before — keeping for every file the identity of each of its lines — blame computed forwards, which
 //! gives every line's birth and death in one pass instead of a `git blame` per file per date.
 //! A line added by a commit at or after an agent edit of the same path and hash is the
 //! agent's; it *lands* at that commit. Within one commit, a removed line whose hash is added
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::reader::{read_lines, session_files};
+use super::stats::rate as share;
 use super::time::DAY_MS;
 use super::{LedgerError, LedgerSettings};
 
@@ -62,10 +64,6 @@ impl LineFigures {
     pub fn survival_share(&self) -> Option<f64> {
         share(self.still_in_head, self.judged_at_n_days)
     }
-}
-
-fn share(part: u64, whole: u64) -> Option<f64> {
-    (whole > 0).then(|| part as f64 / whole as f64)
 }
 
 /// What `tack survival` reports.
@@ -129,7 +127,7 @@ pub fn survival(
     let window_start = ledger.first_edit_ms.unwrap_or(0);
 
     let mut lines: Vec<LineInfo> = Vec::new();
-    let mut files: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+    let mut files: HashMap<Vec<u8>, TrackedFile> = HashMap::new();
     let mut commits = 0u64;
     let head = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     if let Some(head) = &head {
@@ -138,7 +136,7 @@ pub fn survival(
         walk.simplify_first_parent()?;
         walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
         let mut diff_options = git2::DiffOptions::new();
-        diff_options.context_lines(0).ignore_submodules(true);
+        diff_options.ignore_submodules(true);
         let mut find = git2::DiffFindOptions::new();
         find.renames(true);
         for oid in walk {
@@ -153,7 +151,7 @@ pub fn survival(
             let mut diff =
                 repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), Some(&mut diff_options))?;
             diff.find_similar(Some(&mut find))?;
-            apply_commit(&diff, time_ms, &mut files, &mut lines, &mut pending)?;
+            apply_commit(&repo, &diff, time_ms, &mut files, &mut lines, &mut pending)?;
         }
     }
 
@@ -344,12 +342,30 @@ fn counts(content: &[u8]) -> bool {
     }
 }
 
-/// One commit's diff applied to the tracked files: births (claimed by a waiting agent edit
-/// when one matches), moves, and deaths.
+/// A file as the history has it so far: its text and the identity of each of its lines.
+#[derive(Default)]
+struct TrackedFile {
+    text: Vec<u8>,
+    ids: Vec<u32>,
+}
+
+/// The lines of a text, each with its line break.
+fn split_lines(text: &[u8]) -> Vec<&[u8]> {
+    text.split_inclusive(|&b| b == b'\n').collect()
+}
+
+/// How long the line diff of one file may take before it settles for a coarser answer.
+const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// One commit's changes applied to the tracked files: births (claimed by a waiting agent
+/// edit when one matches), moves, and deaths. The tree diff (with renames) names the files;
+/// each changed file's new text is diffed by line against the text kept from before, so
+/// every blob is read once.
 fn apply_commit(
+    repo: &git2::Repository,
     diff: &git2::Diff<'_>,
     time_ms: u64,
-    files: &mut HashMap<Vec<u8>, Vec<u32>>,
+    files: &mut HashMap<Vec<u8>, TrackedFile>,
     lines: &mut Vec<LineInfo>,
     pending: &mut HashMap<(Vec<u8>, u64), Vec<AgentEdit>>,
 ) -> Result<(), LedgerError> {
@@ -359,75 +375,73 @@ fn apply_commit(
     let mut added: Vec<(Vec<u8>, usize, u64, bool)> = Vec::new();
     // Per hunk, its removed lines (id, text) and added lines (index into `added`, text).
     let mut hunks: Vec<HunkLines> = Vec::new();
-    for index in 0..diff.deltas().len() {
-        let Some(delta) = diff.get_delta(index) else {
-            continue;
-        };
+    for delta in diff.deltas() {
+        let status = delta.status();
         let old_path = delta.old_file().path_bytes().map(<[u8]>::to_vec);
         let new_path = delta.new_file().path_bytes().map(<[u8]>::to_vec);
-        let mut current = match &old_path {
-            Some(path) if delta.status() != git2::Delta::Added => {
-                files.remove(path).unwrap_or_default()
-            }
-            _ => Vec::new(),
+        let previous = match &old_path {
+            Some(path) if status != git2::Delta::Added => files.remove(path).unwrap_or_default(),
+            _ => TrackedFile::default(),
         };
-        let patch = git2::Patch::from_diff(diff, index)?;
-        let binary = delta.flags().is_binary() || patch.is_none();
-        let mut next = Vec::with_capacity(current.len());
-        let mut cursor = 0usize;
-        if let Some(patch) = &patch
-            && !binary
-        {
-            for hunk_index in 0..patch.num_hunks() {
-                let (hunk, count) = patch.hunk(hunk_index)?;
-                let old_lines = hunk.old_lines() as usize;
-                let start = if old_lines == 0 {
-                    hunk.old_start() as usize
-                } else {
-                    hunk.old_start() as usize - 1
-                };
-                let start = start.min(current.len());
-                next.extend_from_slice(&current[cursor.min(start)..start]);
-                let end = (start + old_lines).min(current.len());
-                let mut gone = current[start..end].iter().copied();
-                let mut lines_of_hunk = HunkLines::default();
-                for line_index in 0..count {
-                    let line = patch.line_in_hunk(hunk_index, line_index)?;
-                    match line.origin() {
-                        '-' => {
-                            if let Some(id) = gone.next() {
-                                removed.entry(hash_of(line.content())).or_default().push(id);
-                                lines_of_hunk.removed.push((id, line.content().to_vec()));
-                            }
-                        }
-                        '+' => {
-                            let content = line.content();
-                            lines_of_hunk.added.push((added.len(), content.to_vec()));
-                            added.push((
-                                new_path.clone().unwrap_or_default(),
-                                next.len(),
-                                hash_of(content),
-                                counts(content),
-                            ));
-                            // A placeholder, given its identity once moves are known.
-                            next.push(u32::MAX);
-                        }
-                        _ => {}
-                    }
-                }
-                cursor = end;
-                hunks.push(lines_of_hunk);
-            }
-            next.extend_from_slice(&current[cursor.min(current.len())..]);
+        let new_text = if status == git2::Delta::Deleted {
+            Vec::new()
         } else {
-            // Binary or unreadable: its lines are no longer known; they are not judged.
-            next.clear();
-            current.clear();
+            let blob = repo.find_blob(delta.new_file().id())?;
+            if blob.is_binary() {
+                // Its lines are no longer known; they are not judged.
+                continue;
+            }
+            blob.content().to_vec()
+        };
+        let old_lines = split_lines(&previous.text);
+        let new_lines = split_lines(&new_text);
+        let path = new_path.clone().unwrap_or_default();
+        let ops = similar::capture_diff_slices_deadline(
+            similar::Algorithm::Myers,
+            &old_lines,
+            &new_lines,
+            Some(std::time::Instant::now() + DIFF_DEADLINE),
+        );
+        let mut next: Vec<u32> = Vec::with_capacity(new_lines.len());
+        let mut hunk = HunkLines::default();
+        for op in ops {
+            let (old_range, new_range) = (op.old_range(), op.new_range());
+            if let similar::DiffOp::Equal { .. } = op {
+                if !hunk.removed.is_empty() || !hunk.added.is_empty() {
+                    hunks.push(std::mem::take(&mut hunk));
+                }
+                next.extend(previous.ids.get(old_range).unwrap_or_default());
+                continue;
+            }
+            for index in old_range {
+                let (Some(&id), Some(text)) = (previous.ids.get(index), old_lines.get(index))
+                else {
+                    continue;
+                };
+                removed.entry(hash_of(text)).or_default().push(id);
+                hunk.removed.push((id, text.to_vec()));
+            }
+            for index in new_range {
+                let text = new_lines[index];
+                hunk.added.push((added.len(), text.to_vec()));
+                added.push((path.clone(), next.len(), hash_of(text), counts(text)));
+                // A placeholder, given its identity once moves are known.
+                next.push(u32::MAX);
+            }
         }
-        if let Some(path) = new_path
-            && delta.status() != git2::Delta::Deleted
+        if !hunk.removed.is_empty() || !hunk.added.is_empty() {
+            hunks.push(hunk);
+        }
+        if status != git2::Delta::Deleted
+            && let Some(path) = new_path
         {
-            files.insert(path, next);
+            files.insert(
+                path,
+                TrackedFile {
+                    text: new_text,
+                    ids: next,
+                },
+            );
         }
     }
     // Give every added line its identity: a removed line of the same hash moved here;
@@ -464,7 +478,7 @@ fn apply_commit(
     for (path, ids) in placed {
         if let Some(file) = files.get_mut(&path) {
             for (position, id) in ids {
-                if let Some(slot) = file.get_mut(position) {
+                if let Some(slot) = file.ids.get_mut(position) {
                     *slot = id;
                 }
             }
