@@ -38,8 +38,11 @@ pub struct Line {
 impl Line {
     /// Parses one line; `Err` for a line that is not a ledger record.
     pub fn parse(text: &[u8]) -> Result<Line, serde_json::Error> {
-        let fields: Map<String, Value> = serde_json::from_slice(text)?;
-        let header = Header::deserialize(Value::Object(fields.clone()))?;
+        let value: Value = serde_json::from_slice(text)?;
+        let header = Header::deserialize(&value)?;
+        let Value::Object(fields) = value else {
+            return Err(serde::de::Error::custom("a ledger line is a JSON object"));
+        };
         Ok(Line { header, fields })
     }
 

@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::reader::{read_lines, session_files};
+use super::reader::session_files;
+use super::record::{Line, fast_kind};
 use super::stats::rate as share;
 use super::time::DAY_MS;
 use super::{LedgerError, LedgerSettings};
@@ -115,6 +116,9 @@ pub fn survival(
     days: u64,
     now_ms: u64,
 ) -> Result<SurvivalReport, LedgerError> {
+    // A read-only pass over every commit: objects are not re-hashed on each read (libgit2's
+    // default), as git itself does not. Process-wide: `tack survival` runs in its own process.
+    git2::opts::strict_hash_verification(false);
     let repo = git2::Repository::discover(folder)?;
     let workdir = repo
         .workdir()
@@ -239,18 +243,34 @@ fn agent_edits(settings: &LedgerSettings, workdir: &Path) -> Result<LedgerEdits,
         session_costs: Vec::new(),
     };
     for file in session_files(&settings.dir)? {
-        let lines = read_lines(&file.path)?;
-        let Some(workspace) = lines
-            .iter()
-            .find(|l| l.kind() == "session_started")
-            .and_then(|l| l.str("workspace"))
-            .map(PathBuf::from)
+        // The first line says where the session ran: other workspaces' files are not read on.
+        let bytes = std::fs::read(&file.path).map_err(|e| LedgerError::io(&file.path, e))?;
+        let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        let Some(workspace) = Line::parse(first)
+            .ok()
+            .filter(|l| l.kind() == "session_started")
+            .and_then(|l| l.str("workspace").map(PathBuf::from))
         else {
             continue;
         };
         let Ok(prefix) = workspace.strip_prefix(workdir) else {
             continue;
         };
+        let mut lines = Vec::new();
+        super::reader::for_each_line(&file.path, |number, bytes| {
+            let wanted = fast_kind(bytes).is_none_or(|kind| {
+                matches!(
+                    kind,
+                    b"model_call" | b"edit_applied" | b"proposal_decided" | b"changes_restored"
+                )
+            });
+            if wanted {
+                match Line::parse(bytes) {
+                    Ok(line) => lines.push(line),
+                    Err(error) => super::reader::skipped(&file.path, number, &error),
+                }
+            }
+        })?;
         let session = out.session_costs.len() as u32;
         let mut cost = None;
         // The applied changes, and the last restore of each change.
