@@ -634,3 +634,37 @@ fn survival_joins_the_ledger_with_a_git_history_kept_revised_deleted_and_moved()
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Called by `surfaces::in_apply_mode_the_change_is_applied_when_the_run_ends` once its editor
+/// session (real clangd, the scripted model) is over: the editor's events and decisions are in
+/// the ledger too, with the editor's name and the document version the edit gave.
+pub fn the_editor_session_is_in_the_ledger(workspace: &Workspace) {
+    let files = ledger_files(workspace);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let lines = lines_of(&files[0]);
+    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(lines[0]["type"], "session_started", "{types:?}");
+    assert_eq!(lines[0]["client"], "tack-test-client 0");
+    for kind in [
+        "context_sent",
+        "model_call",
+        "edit_drafted",
+        "proposal_shown",
+        "proposal_decided",
+    ] {
+        assert!(types.contains(&kind), "{kind} missing: {types:?}");
+    }
+    let decided = lines
+        .iter()
+        .find(|l| l["type"] == "proposal_decided")
+        .unwrap();
+    assert_eq!(decided["decision"], "applied");
+    assert_eq!(decided["detail"]["acceptance"], "full");
+    assert_eq!(decided["detail"]["document_versions"]["main.c"], 1);
+    let file = &decided["detail"]["files"][0];
+    assert_eq!(file["path"], "main.c");
+    assert_eq!(
+        file["hunks"][0]["added"][0],
+        tack::ledger::line_hash("    int x = 1;")
+    );
+}
