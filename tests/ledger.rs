@@ -577,6 +577,29 @@ fn survival_joins_the_ledger_with_a_git_history_kept_revised_deleted_and_moved()
         "revise, delete, move",
     );
 
+    // An agent change undone before anything was committed: its line never counts, though
+    // a human writes the same line later.
+    agent_session(
+        &ledger,
+        "20250115-000000-3",
+        &root,
+        now - 30 * DAY_MS - 7_200_000,
+        "h.rs",
+        &["let undone = 6;"],
+        0.0,
+    );
+    let undo = json!({"v": 1, "type": "changes_restored", "session": "20250115-000000-3", "seq": 4,
+        "ts": now - 30 * DAY_MS - 7_000_000, "turn": 1, "kind": "undo", "changes": [1], "files": ["h.rs"]});
+    let path = ledger.join("20250115-000000-3.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap() + &format!("{undo}\n");
+    std::fs::write(&path, text).unwrap();
+    commit_at(
+        &repo,
+        now - 29 * DAY_MS,
+        &[("h.rs", Some("let undone = 6;\n"))],
+        "human writes it",
+    );
+
     // A young agent line: too young to judge.
     agent_session(
         &ledger,
@@ -605,15 +628,15 @@ fn survival_joins_the_ledger_with_a_git_history_kept_revised_deleted_and_moved()
     assert_eq!(agent["judged_at_n_days"], 4, "{report:#}");
     assert_eq!(agent["still_in_head"], 2, "kept and moved: {report:#}");
     assert_eq!(agent["too_young"], 1, "{report:#}");
-    // Human lines since the first agent edit: human_three and the revision of `revised`;
-    // the lone brace does not count.
+    // Human lines since the first agent edit: human_three, the revision of `revised` and the
+    // line of the undone change; the lone brace does not count.
     let human = &report["human"];
-    assert_eq!(human["landed"], 2, "{report:#}");
-    assert_eq!(human["still_in_head"], 2, "{report:#}");
+    assert_eq!(human["landed"], 3, "{report:#}");
+    assert_eq!(human["still_in_head"], 3, "{report:#}");
     assert_eq!(human["revised_within_14_days"], 0, "{report:#}");
     // The judged session cost $0.4 for 2 durable lines.
     assert!((report["cost_per_durable_line_usd"].as_f64().unwrap() - 0.2).abs() < 1e-9);
-    assert_eq!(report["commits"], 4);
+    assert_eq!(report["commits"], 5);
     assert_eq!(report["agent_lines_not_committed"], 0);
 
     let table = stdout_of(&tack_in(&workspace, &[], &["survival", "--days", "20"]));

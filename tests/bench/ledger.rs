@@ -348,11 +348,29 @@ fn generate_repository(repo: &Path, commits: usize, ledger: &Path) -> BenchResul
                 tools: vec![],
                 tack_version: "0.1.0".into(),
             })));
+            record(AgentEvent::ModelCall(Box::new(ModelCallReport {
+                call: 1,
+                purpose: CallPurpose::Turn,
+                provider: "anthropic".into(),
+                model: "claude-sonnet-4-5".into(),
+                time_to_first_token: None,
+                duration: Duration::from_millis(2000),
+                stop_reason: Some(StopReason::EndTurn),
+                attempts: Some(1),
+                usage: None,
+                raw_usage: serde_json::Value::Null,
+                cost: Some(Cost {
+                    usd: 0.02,
+                    prices_as_of: "2025-09-29".into(),
+                }),
+                price_source: Some("catalog".into()),
+                error: None,
+            })));
             drop(writer);
             // The edit line, with the detail the writer derives from a snapshot change.
             let hashes: Vec<String> = added.iter().map(|l| tack::ledger::line_hash(l)).collect();
             let line = serde_json::json!({
-                "v": 1, "type": "edit_applied", "session": session, "seq": 2,
+                "v": 1, "type": "edit_applied", "session": session, "seq": 3,
                 "ts": (at_s - 60) * 1000, "turn": 1,
                 "paths": [format!("f{file}.rs")], "change": 1, "diff": "",
                 "detail": {"acceptance": "full", "files": [{"path": format!("f{file}.rs"),

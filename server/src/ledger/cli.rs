@@ -17,7 +17,8 @@ pub fn sessions(
     limit: Option<usize>,
     json: bool,
 ) -> Result<String, LedgerError> {
-    let all = summarize_all(&settings.dir)?;
+    let mut all = summarize_all(&settings.dir)?;
+    all.sort_by_key(|s| s.started_ms);
     let shown = &all[all.len().saturating_sub(limit.unwrap_or(usize::MAX))..];
     if json {
         let rows: Vec<Value> = shown.iter().map(session_json).collect();
@@ -219,7 +220,10 @@ fn render_line(out: &mut String, line: &Line) {
                 .unwrap_or_default();
             let outcome = match line.str("error") {
                 Some(error) => format!("failed: {error}"),
-                None => format!("stop {}", line.get("stop_reason")),
+                None => match line.get("stop_reason") {
+                    Value::String(reason) => format!("stop {reason}"),
+                    other => format!("stop {other}"),
+                },
             };
             let _ = writeln!(
                 out,

@@ -257,7 +257,7 @@ pub fn render(rows: &[Row], by: GroupBy) -> String {
         return out;
     }
     out.push_str(&format!(
-        "{title:<24} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10} {:>8} {:>6} {:>11}\n",
+        "{title:<32} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10} {:>8} {:>6} {:>11}\n",
         "sess",
         "calls",
         "in",
@@ -274,7 +274,7 @@ pub fn render(rows: &[Row], by: GroupBy) -> String {
         let f = &row.figures;
         let unpriced = if f.calls_without_price > 0 { "+?" } else { "" };
         out.push_str(&format!(
-            "{:<24} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10} {:>8.1} {:>6} {:>11}\n",
+            "{:<32} {:>5} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10} {:>8.1} {:>6} {:>11}\n",
             row.key,
             f.sessions,
             f.model_calls,
