@@ -3,10 +3,12 @@
 // Tests may unwrap: a failed unwrap is a failed test with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod companion;
 mod e2e;
 mod fake_lsp_selftest;
 mod headless;
 mod ledger;
+mod mcp;
 mod proxy;
 mod run;
 mod support;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn tack_in(workspace: &Workspace, envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let mut command = workspace.tack(args);
+    let mut command = crate::support::tack_in(workspace, args);
     command.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
     for (name, value) in envs {
         command.env(name, value);

@@ -13,6 +13,7 @@ pub mod helix;
 pub mod jsonrpc;
 pub mod ledger;
 pub mod logging;
+pub mod mcp;
 pub mod providers;
 pub mod proxy;
 pub mod run;

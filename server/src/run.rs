@@ -95,9 +95,14 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
         .map_err(|e| RunError::Ledger(e.to_string()))?;
     ledger.begin(&session_id);
 
-    let language = LanguageSession::start(&root)
-        .await
-        .map_err(|e| RunError::Language(e.to_string()))?;
+    // The MCP servers start beside the language servers: both are needed before the first
+    // model request. One that fails is reported and left out; the run goes on.
+    let mcp = crate::mcp::McpClients::for_workspace(&config, &root);
+    let (language, mcp_start) = tokio::join!(LanguageSession::start(&root), mcp.start());
+    let language = language.map_err(|e| RunError::Language(e.to_string()))?;
+    for problem in mcp_start.problems() {
+        eprintln_line(&format!("tack: {problem}"));
+    }
     let feedback = Arc::new(HeadlessFeedback::new(language));
 
     let mut session = SessionConfig::new(
@@ -110,6 +115,9 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
     session.client = client;
     session.front_end = "tack run".to_owned();
     session.permissions = permissions;
+    for tool in mcp_start.tools {
+        session.tools.register(tool);
+    }
     if let Some(max_turns) = options.max_turns {
         session.max_turns = max_turns;
     }
@@ -167,6 +175,7 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
         error: Some(format!("the agent stopped: {e}")),
         ..SessionOutcome::default()
     });
+    mcp.shutdown().await;
     match Arc::try_unwrap(feedback) {
         Ok(feedback) => feedback.into_session().shutdown().await,
         Err(_) => tracing::debug!("the language session is still shared; not shut down"),
