@@ -589,6 +589,7 @@ async fn a_client_without_file_access_gets_edits_on_disk_after_their_snapshot() 
     client.response(undo).await;
     assert_eq!(workspace.read("main.c"), ON_DISK);
     client.close().await;
+    crate::ledger::the_acp_session_is_in_the_ledger(&workspace, &session);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

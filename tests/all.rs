@@ -9,6 +9,7 @@ mod e2e;
 mod fake_lsp_selftest;
 mod headless;
 mod helix;
+mod ledger;
 mod mcp;
 mod proxy;
 mod run;

@@ -560,6 +560,7 @@ async fn in_apply_mode_the_change_is_applied_when_the_run_ends() {
         "{titles:?}"
     );
     session.client.shutdown_and_exit().await;
+    crate::ledger::the_editor_session_is_in_the_ledger(&session.workspace);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

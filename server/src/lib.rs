@@ -12,6 +12,7 @@ pub mod documents;
 pub mod headless;
 pub mod helix;
 pub mod jsonrpc;
+pub mod ledger;
 pub mod logging;
 pub mod mcp;
 pub mod providers;

@@ -89,6 +89,59 @@ enum Command {
         #[arg(value_name = "FOLDER")]
         folder: Option<std::path::PathBuf>,
     },
+    /// The sessions in the ledger: when, where, model, turns, tokens, cost and outcome.
+    Sessions {
+        /// How many of the newest to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// List every session.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay one session: prompts, context sent, model calls, tool calls, approvals, edits
+    /// with diffs, undos (`last` for the newest; a unique prefix of an id will do).
+    Log { id: String },
+    /// Tokens, cost, time, tool calls and approval rates from the ledger.
+    Stats {
+        /// Group by day, model, session or tool.
+        #[arg(long, value_name = "GROUP")]
+        by: Option<String>,
+        /// Only what happened since a date (2025-01-31) or a span ago (7d, 12h).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which agent lines survive in this repository: still in HEAD after N days, revised or
+    /// deleted within 14 days, cost per durable line; the same for human lines.
+    Survival {
+        /// Judge "still in HEAD" for lines that landed at least this many days ago.
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The ledger in other shapes: jsonl (raw), csv (a row per model call), ccusage (its
+    /// daily JSON), otlp (traces and metrics to OTEL_EXPORTER_OTLP_ENDPOINT), activitywatch
+    /// (heartbeats to an ActivityWatch server).
+    Export {
+        #[arg(long, value_name = "FORMAT")]
+        format: String,
+        /// Only what happened since a date (2025-01-31) or a span ago (7d, 12h).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only this session (an id, a unique prefix of one, or `last`).
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// The ActivityWatch server.
+        #[arg(long, value_name = "URL", default_value = "http://localhost:5600")]
+        activitywatch_url: String,
+        /// Heartbeats closer than this many seconds merge into one ActivityWatch event.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        pulsetime: u64,
+    },
     /// Serve tack's language intelligence (diagnostics, navigation, snapshot-backed edits
     /// with undo/redo) over MCP on stdio, for Claude Code, Codex, OpenCode or any MCP client.
     Mcp {
@@ -164,6 +217,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| "tack".to_owned()),
         };
         write_stdout(&tack::helix::languages_toml(&loaded.config, &command))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(result) = run_ledger_command(&cli.command) {
+        write_stdout(&result?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(result) = run_snapshot_command(&cli.command) {
@@ -248,11 +305,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export {
+            format,
+            since,
+            session,
+            activitywatch_url,
+            pulsetime,
+        } => {
+            let settings = ledger_settings()?;
+            let text = runtime.block_on(tack::ledger::cli::export(
+                &settings,
+                &format,
+                since.as_deref(),
+                session.as_deref(),
+                &activitywatch_url,
+                pulsetime,
+            ))?;
+            write_stdout(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor { .. }
         | Command::HelixConfig { .. }
         | Command::Snapshots { .. }
         | Command::Undo { .. }
-        | Command::Redo => Ok(ExitCode::SUCCESS),
+        | Command::Redo
+        | Command::Sessions { .. }
+        | Command::Log { .. }
+        | Command::Stats { .. }
+        | Command::Survival { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -294,8 +374,45 @@ fn run_snapshot_command(command: &Command) -> Option<anyhow::Result<String>> {
                 Some(SnapshotsAction::Diff { n }) => cli::diff(&store, *n)?,
             })
         }),
-        Command::Undo { n } => open().and_then(|store| Ok(cli::undo(&store, *n)?)),
-        Command::Redo => open().and_then(|store| Ok(cli::redo(&store)?)),
+        Command::Undo { n } => open().and_then(|store| {
+            use tack::agent::RestoreDirection::Undo;
+            Ok(tack::ledger::recording_restore(&store, Undo, || {
+                cli::undo(&store, *n)
+            })?)
+        }),
+        Command::Redo => open().and_then(|store| {
+            use tack::agent::RestoreDirection::Redo;
+            Ok(tack::ledger::recording_restore(&store, Redo, || {
+                cli::redo(&store)
+            })?)
+        }),
+        _ => return None,
+    };
+    Some(result)
+}
+
+/// The ledger settings from this folder's configuration.
+fn ledger_settings() -> anyhow::Result<tack::ledger::LedgerSettings> {
+    let folder = std::env::current_dir().context("cannot read the current folder")?;
+    let loaded =
+        tack::config::Config::load(&tack::config::ConfigSources::from_env(Some(folder), None));
+    Ok(tack::ledger::LedgerSettings::load(&loaded.config)?)
+}
+
+/// `tack sessions`, `tack log`, `tack stats`; `None` for other commands.
+fn run_ledger_command(command: &Command) -> Option<anyhow::Result<String>> {
+    use tack::ledger::cli;
+    let result = match command {
+        Command::Sessions { limit, all, json } => {
+            ledger_settings().and_then(|s| Ok(cli::sessions(&s, (!all).then_some(*limit), *json)?))
+        }
+        Command::Log { id } => ledger_settings().and_then(|s| Ok(cli::log(&s, id)?)),
+        Command::Stats { by, since, json } => ledger_settings()
+            .and_then(|s| Ok(cli::stats(&s, by.as_deref(), since.as_deref(), *json)?)),
+        Command::Survival { days, json } => ledger_settings().and_then(|s| {
+            let folder = std::env::current_dir().context("cannot read the current folder")?;
+            Ok(cli::survival(&s, &folder, *days, *json)?)
+        }),
         _ => return None,
     };
     Some(result)

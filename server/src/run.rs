@@ -55,6 +55,8 @@ pub enum RunError {
     Snapshots(String),
     #[error("language servers: {0}")]
     Language(String),
+    #[error("session ledger: {0}")]
+    Ledger(String),
 }
 
 /// Runs the task; returns the process exit code (0 when the turn completed).
@@ -88,6 +90,10 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
     let store =
         SnapshotStore::open(&data_dir, &root).map_err(|e| RunError::Snapshots(e.to_string()))?;
     let session_id = session_id();
+    let store = Arc::new(store);
+    let mut ledger = crate::ledger::SessionLedger::new(&config, Some(store.clone()))
+        .map_err(|e| RunError::Ledger(e.to_string()))?;
+    ledger.begin(&session_id);
 
     // The MCP servers start beside the language servers: both are needed before the first
     // model request. One that fails is reported and left out; the run goes on.
@@ -103,10 +109,11 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
         root.clone(),
         model.clone(),
         api_key,
-        Arc::new(store),
+        store,
         session_id.clone(),
     );
     session.client = client;
+    session.front_end = "tack run".to_owned();
     session.permissions = permissions;
     for tool in mcp_start.tools {
         session.tools.register(tool);
@@ -142,6 +149,7 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
         tokio::select! {
             event = events_rx.recv() => {
                 let Some(event) = event else { break };
+                ledger.record(&event);
                 printer.print(&event);
                 match &event {
                     AgentEvent::ApprovalAsked { id, .. } => {

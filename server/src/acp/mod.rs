@@ -49,6 +49,8 @@ pub enum AcpError {
 #[derive(Default)]
 struct Connection {
     client: Mutex<Option<ClientCapabilities>>,
+    /// Who the client said it is (`initialize`'s `clientInfo`), for the session ledger.
+    client_name: Mutex<Option<String>>,
     sessions: Mutex<HashMap<String, Arc<AcpSession>>>,
 }
 
@@ -101,6 +103,12 @@ where
                     .client
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(request.client_capabilities);
+                *on_initialize
+                    .client_name
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = request
+                    .client_info
+                    .map(|info| format!("{} {}", info.name, info.version));
                 responder.respond(
                     InitializeResponse::new(version)
                         .agent_capabilities(
@@ -117,6 +125,15 @@ where
             async move |request: NewSessionRequest, responder, connection| {
                 let state = on_new.clone();
                 let capabilities = state.capabilities();
+                let front_end = match state
+                    .client_name
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_deref()
+                {
+                    Some(client) => format!("tack acp ({client})"),
+                    None => "tack acp".to_owned(),
+                };
                 if !request.mcp_servers.is_empty() {
                     tracing::warn!(
                         count = request.mcp_servers.len(),
@@ -124,7 +141,14 @@ where
                     );
                 }
                 tokio::spawn(async move {
-                    match AcpSession::start(request.cwd.clone(), connection, &capabilities).await {
+                    match AcpSession::start(
+                        request.cwd.clone(),
+                        connection,
+                        &capabilities,
+                        front_end,
+                    )
+                    .await
+                    {
                         Ok(session) => {
                             let id = session.id().to_owned();
                             state

@@ -22,7 +22,8 @@ use tokio::sync::mpsc;
 use super::feedback::AcpFeedback;
 use super::updates;
 use crate::agent::{
-    AgentEvent, LanguageFeedback, Permissions, SessionConfig, Submission, TurnEnd, run_session,
+    AgentEvent, LanguageFeedback, Permissions, RestoreDirection, SessionConfig, Submission,
+    TurnEnd, run_session,
 };
 use crate::config::{Config, ConfigSources};
 use crate::headless::{HeadlessFeedback, LanguageSession};
@@ -52,6 +53,8 @@ pub struct AcpSession {
     agent: Mutex<Option<tokio::task::JoinHandle<crate::agent::SessionOutcome>>>,
     /// The folder's MCP servers, whose tools the agent has; closed with the session.
     mcp: crate::mcp::McpClients,
+    /// The session's ledger: every agent event, and `/undo` `/redo`.
+    ledger: Mutex<crate::ledger::SessionLedger>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,6 +72,7 @@ impl AcpSession {
         cwd: PathBuf,
         connection: ConnectionTo<Client>,
         capabilities: &ClientCapabilities,
+        front_end: String,
     ) -> Result<Arc<AcpSession>, String> {
         let root = super::workspace_root(&cwd)?;
         let loaded = Config::load(&ConfigSources::from_env(Some(root.clone()), None));
@@ -117,10 +121,14 @@ impl AcpSession {
             "ACP session started"
         );
         let context_window = model.info.as_ref().and_then(|info| info.context);
+        let mut ledger = crate::ledger::SessionLedger::new(&config, Some(store.clone()))
+            .map_err(|error| format!("session ledger: {error}"))?;
+        ledger.begin(&id);
         let mut session_config =
             SessionConfig::new(root.clone(), model, api_key, store.clone(), id.clone());
         session_config.client = client;
         session_config.permissions = permissions;
+        session_config.front_end = front_end;
         for tool in mcp_start.tools {
             session_config.tools.register(tool);
         }
@@ -143,6 +151,7 @@ impl AcpSession {
             context_window,
             agent: Mutex::new(Some(agent)),
             mcp,
+            ledger: Mutex::new(ledger),
         });
         tokio::spawn(relay(session.clone(), events_rx));
         for problem in mcp_problems {
@@ -350,6 +359,19 @@ impl AcpSession {
         if let Err(error) = self.store.record_applied(&plan) {
             return format!("{command}: the files were restored but not recorded: {error}");
         }
+        lock(&self.ledger).record(&AgentEvent::ChangesRestored {
+            kind: if command == "undo" {
+                RestoreDirection::Undo
+            } else {
+                RestoreDirection::Redo
+            },
+            changes: plan.changes.iter().map(|change| change.0).collect(),
+            files: plan
+                .files
+                .iter()
+                .map(|file| file.relative_path.clone())
+                .collect(),
+        });
         let runtime = tokio::runtime::Handle::current();
         for (path, text) in &written {
             runtime.block_on(self.feedback.file_changed(path, text));
@@ -379,6 +401,7 @@ async fn relay(session: Arc<AcpSession>, mut events: mpsc::Receiver<AgentEvent>)
     // The session's cost so far; `None` once a call had no price.
     let mut cost_usd = Some(0.0);
     while let Some(event) = events.recv().await {
+        lock(&session.ledger).record(&event);
         match event {
             AgentEvent::TextDelta { text } => session.say(text),
             AgentEvent::ThinkingDelta { text } => session.update(SessionUpdate::AgentThoughtChunk(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::providers::{Cost, Usage};
+use crate::providers::{Cost, StopReason, Usage};
 
 /// What a front end sends into a running session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,10 +91,159 @@ pub struct DiagnosticLine {
     pub source: Option<String>,
 }
 
+/// One piece of what a model call was sent: the ledger's "context items". Items partition
+/// the request (the conversation item counts the history without the diagnostics blocks,
+/// which are items of their own), so their tokens add up to about the request's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextItem {
+    /// What it is: `system_prompt`, `instructions`, `tools`, `diagnostics`, `conversation`;
+    /// later sources add their own kinds (`repo_map`, `enclosing_symbol`, …).
+    pub kind: String,
+    /// The file it came from, when it came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The lines of that file it covers, when not the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<LineRange>,
+    /// Why it was sent.
+    pub reason: String,
+    /// Estimated tokens: bytes / 4, rounded up (no tokenizer is shipped per model).
+    pub tokens: u64,
+    /// `sha256:` and the hex SHA-256 of the item's text, so equal content is recognizable
+    /// without being stored.
+    pub hash: String,
+}
+
+impl ContextItem {
+    /// An item of `kind` for `text`, with its token estimate and hash.
+    pub fn new(kind: &str, reason: &str, text: &str) -> ContextItem {
+        ContextItem {
+            kind: kind.to_owned(),
+            uri: None,
+            range: None,
+            reason: reason.to_owned(),
+            tokens: estimate_tokens(text),
+            hash: sha256_hex(text.as_bytes()),
+        }
+    }
+}
+
+/// 1-based, inclusive lines of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// Tokens of a text, estimated at 4 bytes each.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4)
+}
+
+/// `sha256:` followed by the lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// The state of the workspace's git repository when a session started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitState {
+    /// The commit HEAD points at (`None` in a repository without commits).
+    pub head: Option<String>,
+    /// The branch HEAD names (`None` when detached).
+    pub branch: Option<String>,
+    /// Whether tracked files differ from HEAD or untracked files exist.
+    pub dirty: bool,
+}
+
+/// What a model call was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallPurpose {
+    /// A step of a user turn.
+    Turn,
+    /// The summary that compacts the history.
+    Compaction,
+}
+
+/// What [`AgentEvent::SessionStarted`] tells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionStart {
+    /// The session id (the snapshot and ledger session).
+    pub session: String,
+    /// Who drives the session: `tack run`, or the editor's `clientInfo` name and version.
+    pub client: String,
+    /// The workspace root.
+    pub workspace: String,
+    pub provider: String,
+    pub model: String,
+    /// `None` when the workspace is not in a git repository.
+    pub git: Option<GitState>,
+    /// [`sha256_hex`] of the system prompt (instructions included) and of the tool
+    /// declarations as sent.
+    pub system_prompt_hash: String,
+    pub tools_hash: String,
+    pub tools: Vec<String>,
+    pub tack_version: String,
+}
+
+/// What [`AgentEvent::ModelCall`] tells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelCallReport {
+    pub call: u32,
+    pub purpose: CallPurpose,
+    pub provider: String,
+    pub model: String,
+    /// From sending the request to the first streamed event; `None` when none came.
+    #[serde(with = "millis_option")]
+    pub time_to_first_token: Option<Duration>,
+    #[serde(with = "millis")]
+    pub duration: Duration,
+    /// `None` when the call failed.
+    pub stop_reason: Option<StopReason>,
+    /// HTTP attempts, retries included (`None` when the call failed).
+    pub attempts: Option<u32>,
+    /// Normalized usage; `None` when the provider reported none (unknown, not zero).
+    pub usage: Option<Usage>,
+    /// The provider's own usage object(s), untouched.
+    pub raw_usage: serde_json::Value,
+    pub cost: Option<Cost>,
+    /// Where the price came from: `catalog` (its date is in `cost`), `local` (free), or
+    /// `None` when there is no price.
+    pub price_source: Option<String>,
+    pub error: Option<String>,
+}
+
 /// What a session tells its front end, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentEvent {
+    /// The session is set up; always its first event.
+    SessionStarted(Box<SessionStart>),
+    /// What the next model request carries, item by item; `call` numbers the session's
+    /// model calls from 1 and matches the [`AgentEvent::ModelCall`] that follows.
+    ContextSent {
+        call: u32,
+        items: Vec<ContextItem>,
+    },
+    /// One model call ended (answered or failed).
+    ModelCall(Box<ModelCallReport>),
+    /// The session ended (its submissions closed); always its last event.
+    SessionEnded {
+        turns: u32,
+        model_calls: u32,
+        usage: Usage,
+        cost_usd: Option<f64>,
+        files_changed: Vec<String>,
+        last_end: Option<TurnEnd>,
+    },
     /// A turn began for this user text.
     TurnStarted {
         text: String,
@@ -202,6 +351,21 @@ mod millis {
 
     pub fn serialize<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Optional durations as whole milliseconds, or `null`.
+mod millis_option {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(
+        duration: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(duration) => super::millis::serialize(duration, s),
+            None => s.serialize_none(),
+        }
     }
 }
 

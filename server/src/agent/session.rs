@@ -27,7 +27,10 @@ use tokio::sync::mpsc;
 use super::drafts::DraftSet;
 use super::feedback::{DiagnosticsDelta, FeedbackDiagnostic, LanguageFeedback, render_report};
 use super::permissions::{Action, Permissions};
-use super::protocol::{AgentEvent, DecisionSource, Submission, TurnEnd};
+use super::protocol::{
+    AgentEvent, CallPurpose, ContextItem, DecisionSource, ModelCallReport, SessionStart,
+    Submission, TurnEnd, sha256_hex,
+};
 use super::tools::{Effect, FileEdit, ToolContext, ToolOutput, ToolRegistry, ToolSettings};
 use super::workspace::Workspace;
 use crate::providers::{
@@ -75,6 +78,8 @@ pub struct SessionConfig {
     /// In the editor: edits go into this working copy instead of to disk, and become a
     /// proposal (or an applied change) when the turn ends. The snapshot is taken then.
     pub drafts: Option<Arc<DraftSet>>,
+    /// Who drives the session, for [`AgentEvent::SessionStarted`] (`tack run`, the editor).
+    pub front_end: String,
 }
 
 impl SessionConfig {
@@ -102,6 +107,7 @@ impl SessionConfig {
             doom_loop_limit: 3,
             max_output_tokens: None,
             drafts: None,
+            front_end: "tack".to_owned(),
         }
     }
 }
@@ -149,9 +155,19 @@ pub async fn run_session(
             };
         }
     };
-    let system = system_prompt(&workspace);
+    let (system, context) = system_prompt(&workspace);
+    let started = session_started(&config, &system, &workspace).await;
+    let _ = events.send(started).await;
+    let mut context = context;
+    context.push(ContextItem::new(
+        "tools",
+        "the tools the model may call",
+        &serde_json::to_string(&config.tools.specs()).unwrap_or_default(),
+    ));
     let mut session = Session {
         system,
+        context,
+        diagnostics_items: Vec::new(),
         workspace,
         inbox: Inbox {
             receiver: submissions,
@@ -177,11 +193,49 @@ pub async fn run_session(
     }
     session.outcome.files_changed.sort_unstable();
     session.outcome.files_changed.dedup();
+    let outcome = &session.outcome;
+    session
+        .emit(AgentEvent::SessionEnded {
+            turns: outcome.turns,
+            model_calls: outcome.model_calls,
+            usage: outcome.usage,
+            cost_usd: outcome.cost_usd,
+            files_changed: outcome.files_changed.clone(),
+            last_end: outcome.last_end.clone(),
+        })
+        .await;
     session.outcome
 }
 
-/// The short system prompt, with the project's instruction files.
-fn system_prompt(workspace: &Workspace) -> String {
+/// The first event: who, where, which model, the repository's state, what the model is told.
+async fn session_started(
+    config: &SessionConfig,
+    system: &str,
+    workspace: &Workspace,
+) -> AgentEvent {
+    let root = workspace.root().to_path_buf();
+    let git = tokio::task::spawn_blocking(move || crate::ledger::git_state(&root))
+        .await
+        .ok()
+        .flatten();
+    let specs = config.tools.specs();
+    AgentEvent::SessionStarted(Box::new(SessionStart {
+        session: config.snapshot_session.clone(),
+        client: config.front_end.clone(),
+        workspace: workspace.root().display().to_string(),
+        provider: config.model.provider.id.clone(),
+        model: config.model.model.clone(),
+        git,
+        system_prompt_hash: sha256_hex(system.as_bytes()),
+        tools_hash: sha256_hex(&serde_json::to_vec(&specs).unwrap_or_default()),
+        tools: specs.into_iter().map(|spec| spec.name).collect(),
+        tack_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }))
+}
+
+/// The short system prompt, with the project's instruction files; and the context items it is
+/// made of (the prompt itself, then one per instruction file).
+fn system_prompt(workspace: &Workspace) -> (String, Vec<ContextItem>) {
     let mut prompt = format!(
         "You are tack, a coding agent in the folder {}. Use the tools to look around, edit and \
          check; paths are relative to that folder. Make small exact edits. Each edit's result \
@@ -189,6 +243,11 @@ fn system_prompt(workspace: &Workspace) -> String {
          finish. When done, reply with a short summary.",
         workspace.root().display()
     );
+    let mut items = vec![ContextItem::new(
+        "system_prompt",
+        "tack's instructions to the model",
+        &prompt,
+    )];
     for name in INSTRUCTION_FILES {
         let Ok(text) = std::fs::read_to_string(workspace.root().join(name)) else {
             continue;
@@ -205,9 +264,13 @@ fn system_prompt(workspace: &Workspace) -> String {
             text.truncate(cut);
             text.push_str("\n…");
         }
-        prompt.push_str(&format!("\n\nProject instructions ({name}):\n{text}"));
+        let section = format!("\n\nProject instructions ({name}):\n{text}");
+        let mut item = ContextItem::new("instructions", "the project's instruction file", &section);
+        item.uri = crate::headless::file_uri(&workspace.root().join(name)).ok();
+        items.push(item);
+        prompt.push_str(&section);
     }
-    prompt
+    (prompt, items)
 }
 
 /// The submissions channel, seen from inside a turn.
@@ -299,6 +362,10 @@ struct Session {
     config: SessionConfig,
     workspace: Workspace,
     system: String,
+    /// The context items every request carries: system prompt, instruction files, tools.
+    context: Vec<ContextItem>,
+    /// The workspace diagnostics summaries in the history (one per turn that had one).
+    diagnostics_items: Vec<ContextItem>,
     inbox: Inbox,
     events: mpsc::Sender<AgentEvent>,
     history: Vec<Message>,
@@ -343,9 +410,13 @@ impl Session {
         let known = self.workspace.feedback().known_diagnostics();
         if !known.files.is_empty() {
             let summary = render_report(&known, |p| self.workspace.relative(p), SUMMARY_LINES);
-            prompt.push_str(&format!(
-                "\n\n<workspace diagnostics>\n{summary}\n</workspace diagnostics>"
+            let block = format!("\n\n<workspace diagnostics>\n{summary}\n</workspace diagnostics>");
+            self.diagnostics_items.push(ContextItem::new(
+                "diagnostics",
+                "the workspace's diagnostics when the turn started",
+                &block,
             ));
+            prompt.push_str(&block);
         }
         self.push_user(vec![ContentPart::Text(prompt)]);
         for _ in 0..self.config.max_turns {
@@ -355,7 +426,7 @@ impl Session {
                 return end;
             }
             let request = self.request(self.history.clone());
-            let response = match self.ask_model(request, true).await {
+            let response = match self.ask_model(request, CallPurpose::Turn).await {
                 Ok(response) => response,
                 Err(end) => return end,
             };
@@ -459,7 +530,7 @@ impl Session {
         );
         // The tools stay declared (some protocols require them next to tool calls), unused.
         let request = self.request(messages);
-        let response = self.ask_model(request, false).await?;
+        let response = self.ask_model(request, CallPurpose::Compaction).await?;
         let summary = response.text.trim();
         if summary.is_empty() {
             tracing::warn!("the model returned an empty summary; history kept");
@@ -477,36 +548,71 @@ impl Session {
         })
         .await;
         self.last_call_tokens = 0;
+        self.diagnostics_items.clear();
         Ok(())
     }
 
-    /// One model request, streamed out as events (text and thinking only when
-    /// `to_front_end`). `Err` ends the turn (cancel or failure); nothing of a partial answer
-    /// enters the history.
+    /// The context items of a request: the fixed ones, the diagnostics summaries, and the
+    /// conversation (the history without those summaries).
+    fn context_items(&self, request: &ChatRequest) -> Vec<ContextItem> {
+        let mut items = self.context.clone();
+        items.extend(self.diagnostics_items.iter().cloned());
+        let diagnostics: u64 = self.diagnostics_items.iter().map(|i| i.tokens).sum();
+        let bytes = serde_json::to_vec(&request.messages).unwrap_or_default();
+        items.push(ContextItem {
+            kind: "conversation".to_owned(),
+            uri: None,
+            range: None,
+            reason: format!("{} message(s) of history", request.messages.len()),
+            tokens: conversation_tokens(&request.messages).saturating_sub(diagnostics),
+            hash: sha256_hex(&bytes),
+        });
+        items
+    }
+
+    /// One model request, streamed out as events (text and thinking only for a turn's
+    /// calls). `Err` ends the turn (cancel or failure); nothing of a partial answer enters
+    /// the history.
     async fn ask_model(
         &mut self,
         request: ChatRequest,
-        to_front_end: bool,
+        purpose: CallPurpose,
     ) -> Result<ModelResponse, TurnEnd> {
+        let to_front_end = purpose == CallPurpose::Turn;
+        self.outcome.model_calls += 1;
+        let call = self.outcome.model_calls;
+        self.emit(AgentEvent::ContextSent {
+            call,
+            items: self.context_items(&request),
+        })
+        .await;
+        let started = Instant::now();
+        let mut first_event = None;
         let mut stream =
             self.config
                 .client
                 .stream(&self.config.model, self.config.api_key.clone(), &request);
-        self.outcome.model_calls += 1;
         let mut response = ModelResponse::default();
         loop {
             tokio::select! {
                 // A cancel wins over more output.
                 biased;
                 control = self.inbox.next_control() => match control {
-                    Control::Cancel => return Err(TurnEnd::Cancelled),
+                    Control::Cancel => {
+                        self.emit_failed_call(call, purpose, started, first_event, CANCELLED).await;
+                        return Err(TurnEnd::Cancelled);
+                    }
                     Control::Answer { id, .. } => {
                         tracing::warn!(id, "approval answer for no pending question ignored");
                     }
                 },
                 item = stream.next() => match item {
-                    Some(Ok(event)) if !to_front_end => response.absorb(event),
+                    Some(Ok(event)) if !to_front_end => {
+                        first_event.get_or_insert_with(|| started.elapsed());
+                        response.absorb(event);
+                    }
                     Some(Ok(event)) => {
+                        first_event.get_or_insert_with(|| started.elapsed());
                         match &event {
                             StreamEvent::TextDelta { text } => {
                                 self.emit(AgentEvent::TextDelta { text: text.clone() }).await;
@@ -519,7 +625,9 @@ impl Session {
                         response.absorb(event);
                     }
                     Some(Err(error)) => {
-                        self.emit(AgentEvent::Error { message: error.to_string() }).await;
+                        let message = error.to_string();
+                        self.emit(AgentEvent::Error { message: message.clone() }).await;
+                        self.emit_failed_call(call, purpose, started, first_event, &message).await;
                         return Err(TurnEnd::Failed);
                     }
                     None => break,
@@ -527,10 +635,13 @@ impl Session {
             }
         }
         let Some(completion) = &response.completion else {
+            let message = "the model's answer ended without completing";
             self.emit(AgentEvent::Error {
-                message: "the model's answer ended without completing".to_owned(),
+                message: message.to_owned(),
             })
             .await;
+            self.emit_failed_call(call, purpose, started, first_event, message)
+                .await;
             return Err(TurnEnd::Failed);
         };
         let usage = completion.usage;
@@ -549,8 +660,62 @@ impl Session {
             (Some(cost), _) => self.outcome.cost_usd.map(|sum| sum + cost.usd),
             (None, _) => None,
         };
+        let mut report = self.call_report(call, purpose, started, first_event);
+        report.stop_reason = Some(completion.stop_reason.clone());
+        report.attempts = Some(completion.attempts);
+        report.usage = usage;
+        report.raw_usage = completion.raw_usage.clone();
+        report.price_source = cost.as_ref().map(|c| {
+            if c.prices_as_of == "local" {
+                "local"
+            } else {
+                "catalog"
+            }
+            .to_owned()
+        });
+        report.cost = cost.clone();
         self.emit(AgentEvent::Usage { usage, cost }).await;
+        self.emit(AgentEvent::ModelCall(Box::new(report))).await;
         Ok(response)
+    }
+
+    /// The report of a call so far: who, when, how long; no outcome yet.
+    fn call_report(
+        &self,
+        call: u32,
+        purpose: CallPurpose,
+        started: Instant,
+        first_event: Option<std::time::Duration>,
+    ) -> ModelCallReport {
+        ModelCallReport {
+            call,
+            purpose,
+            provider: self.config.model.provider.id.clone(),
+            model: self.config.model.model.clone(),
+            time_to_first_token: first_event,
+            duration: started.elapsed(),
+            stop_reason: None,
+            attempts: None,
+            usage: None,
+            raw_usage: serde_json::Value::Null,
+            cost: None,
+            price_source: None,
+            error: None,
+        }
+    }
+
+    /// [`AgentEvent::ModelCall`] for a call that ended without an answer.
+    async fn emit_failed_call(
+        &self,
+        call: u32,
+        purpose: CallPurpose,
+        started: Instant,
+        first_event: Option<std::time::Duration>,
+        error: &str,
+    ) {
+        let mut report = self.call_report(call, purpose, started, first_event);
+        report.error = Some(error.to_owned());
+        self.emit(AgentEvent::ModelCall(Box::new(report))).await;
     }
 
     /// Counts a failing call; true when it reached the doom-loop limit.
@@ -1013,6 +1178,22 @@ fn render_output(output: Result<ToolOutput, super::tools::ToolError>) -> Result<
         Ok(ToolOutput::Edits { message, .. }) => Ok(message),
         Err(error) => Err(error.to_string()),
     }
+}
+
+/// Estimated tokens of the messages' text: text, reasoning, tool call arguments and results.
+fn conversation_tokens(messages: &[Message]) -> u64 {
+    let bytes: usize = messages
+        .iter()
+        .flat_map(|message| &message.content)
+        .map(|part| match part {
+            ContentPart::Text(text) => text.len(),
+            ContentPart::Thinking { text, .. } => text.len(),
+            ContentPart::RedactedThinking { data } => data.len(),
+            ContentPart::ToolCall(call) => call.name.len() + call.arguments.len(),
+            ContentPart::ToolResult(result) => result.content.len(),
+        })
+        .sum();
+    (bytes as u64).div_ceil(4)
 }
 
 /// The first lines of a result, for [`AgentEvent::ToolCallEnded`].

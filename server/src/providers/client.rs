@@ -407,6 +407,7 @@ impl Call {
         match event {
             StreamEvent::Completed(mut completion) => {
                 self.over = true;
+                completion.attempts = self.retries + 1;
                 completion.cost = self
                     .price
                     .as_ref()

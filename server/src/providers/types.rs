@@ -171,6 +171,8 @@ pub struct Completion {
     pub raw_usage: serde_json::Value,
     /// `None` when the usage is unknown or the catalog has no price for this model.
     pub cost: Option<Cost>,
+    /// HTTP attempts it took, retries included (set by the client; 1 from the decoders).
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +312,7 @@ mod tests {
             usage: Some(Usage::default()),
             raw_usage: serde_json::Value::Null,
             cost: None,
+            attempts: 1,
         });
         assert_eq!(serde_json::to_value(&done).unwrap()["type"], "completed");
     }

@@ -383,6 +383,7 @@ pub(crate) fn completed(
         usage: (!raw_usage.is_null()).then_some(usage),
         raw_usage,
         cost: None,
+        attempts: 1,
     })
 }
 

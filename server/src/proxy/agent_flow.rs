@@ -125,6 +125,8 @@ pub struct EditorAgent {
     redoable: Option<Vec<String>>,
     tokens: u64,
     cost_usd: Option<f64>,
+    /// The session's ledger (`None`: a bad `[ledger]` setting, reported when the agent started).
+    ledger: Option<crate::ledger::SessionLedger>,
 }
 
 struct Run {
@@ -204,6 +206,17 @@ impl Proxy {
                 },
             };
             let session_id = crate::run::session_id();
+            let ledger = match crate::ledger::SessionLedger::new(&self.config, Some(store.clone()))
+            {
+                Ok(mut ledger) => {
+                    ledger.begin(&session_id);
+                    Some(ledger)
+                }
+                Err(error) => {
+                    self.show_message(1, format!("tack: {error}; this session is not recorded"));
+                    None
+                }
+            };
             self.agent = Some(EditorAgent {
                 submissions: None,
                 drafts: Arc::new(DraftSet::default()),
@@ -228,6 +241,7 @@ impl Proxy {
                 redoable: None,
                 tokens: 0,
                 cost_usd: None,
+                ledger,
             });
         }
         self.agent.as_mut()
@@ -239,6 +253,16 @@ impl Proxy {
         let config = self.config.clone();
         let proxy = self.handle();
         let events = self.events.clone();
+        let front_end = match &self.init_params["clientInfo"] {
+            Value::Object(info) => format!(
+                "{} {}",
+                info.get("name").and_then(Value::as_str).unwrap_or("editor"),
+                info.get("version").and_then(Value::as_str).unwrap_or("")
+            )
+            .trim_end()
+            .to_owned(),
+            _ => "editor".to_owned(),
+        };
         let agent = self.agent()?;
         if let Some(submissions) = &agent.submissions {
             return Some(submissions.clone());
@@ -246,6 +270,7 @@ impl Proxy {
         let submissions = session::spawn(session::EditorSessionSetup {
             root,
             config,
+            front_end,
             session_id: agent.session_id.clone(),
             model: agent.model.clone(),
             store: agent.store.clone(),
@@ -536,6 +561,9 @@ impl Proxy {
 
     fn on_agent_event(&mut self, event: AgentEvent) {
         let Some(agent) = &mut self.agent else { return };
+        if let Some(ledger) = &mut agent.ledger {
+            ledger.record(&event);
+        }
         if let Some(text) = transcript::render(&event) {
             transcript::append(&agent.transcript, &text);
         }
@@ -747,8 +775,28 @@ impl Proxy {
         }
     }
 
-    /// Records a decision: the transcript, the log, and `tack/transcript` clients.
+    /// Records a decision: the transcript, the ledger (with the editor's document versions of
+    /// the files), the log, and `tack/transcript` clients.
     fn record(&mut self, event: AgentEvent) {
+        let files = match &event {
+            AgentEvent::ProposalDecided { files, .. }
+            | AgentEvent::ChangesRestored { files, .. } => files.clone(),
+            _ => Vec::new(),
+        };
+        let versions: serde_json::Map<String, Value> = files
+            .iter()
+            .filter_map(|file| {
+                let uri = self.uri_of(file)?;
+                Some((file.clone(), json!(self.documents.get(&uri)?.version)))
+            })
+            .collect();
+        if let Some(ledger) = self.agent.as_mut().and_then(|a| a.ledger.as_mut()) {
+            let mut detail = serde_json::Map::new();
+            if !versions.is_empty() {
+                detail.insert("document_versions".to_owned(), Value::Object(versions));
+            }
+            ledger.record_with(&event, detail);
+        }
         if let Some(agent) = &self.agent
             && let Some(text) = transcript::render(&event)
         {
@@ -1202,6 +1250,9 @@ impl Proxy {
             agent.submissions = None;
             agent.model_label = None;
             agent.session_id = crate::run::session_id();
+            if let Some(ledger) = &mut agent.ledger {
+                ledger.begin(&agent.session_id);
+            }
             agent.undoable = None;
             agent.redoable = None;
             agent.tokens = 0;

@@ -378,6 +378,14 @@ impl SnapshotStore {
         Ok(self.repo().odb()?.write(ObjectType::Blob, bytes)?)
     }
 
+    /// The content of a recorded file version; `None` when only its hash was kept.
+    pub fn version_bytes(&self, version: &FileVersion) -> Result<Option<Vec<u8>>, SnapshotError> {
+        if version.not_stored.is_some() {
+            return Ok(None);
+        }
+        self.read_blob(&version.blob).map(Some)
+    }
+
     pub(super) fn read_blob(&self, blob: &str) -> Result<Vec<u8>, SnapshotError> {
         let oid = Oid::from_str(blob)?;
         let repo = self.repo();

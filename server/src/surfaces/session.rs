@@ -20,6 +20,8 @@ use crate::snapshots::SnapshotStore;
 pub struct EditorSessionSetup {
     pub root: PathBuf,
     pub config: Config,
+    /// The editor, from its `clientInfo`.
+    pub front_end: String,
     pub session_id: String,
     pub model: Option<String>,
     pub store: Arc<SnapshotStore>,
@@ -74,6 +76,7 @@ async fn session(
         setup.session_id,
     );
     config.client = client;
+    config.front_end = setup.front_end;
     config.permissions = permissions;
     config.tools.remove("run_command");
     config.drafts = Some(setup.drafts.clone());

@@ -35,6 +35,10 @@ pub fn render(event: &AgentEvent) -> Option<String> {
         AgentEvent::TurnStarted { text } => format!("\n## Request\n\n{text}\n\n"),
         AgentEvent::TextDelta { text } => text.clone(),
         AgentEvent::ThinkingDelta { .. } | AgentEvent::Usage { .. } => return None,
+        AgentEvent::SessionStarted(_)
+        | AgentEvent::ContextSent { .. }
+        | AgentEvent::ModelCall(_)
+        | AgentEvent::SessionEnded { .. } => return None,
         AgentEvent::ToolCallBegun {
             name, arguments, ..
         } => format!("\n\n- **{name}** `{}`\n", shorten(arguments, 160)),
