@@ -105,18 +105,37 @@ mod tests {
         let server = parsed["language-server"]["tack"].as_table().unwrap();
         assert_eq!(server["command"].as_str(), Some("/opt/tack bin/tack"));
         assert_eq!(server["args"].as_array().unwrap()[0].as_str(), Some("lsp"));
-        assert!(server.keys().all(|k| LANGUAGE_SERVER_KEYS.contains(&k.as_str())));
+        assert!(
+            server
+                .keys()
+                .all(|k| LANGUAGE_SERVER_KEYS.contains(&k.as_str()))
+        );
         let languages = parsed["language"].as_array().unwrap();
         let names: Vec<&str> = languages
             .iter()
             .map(|l| l["name"].as_str().unwrap())
             .collect();
-        for expected in ["c", "cpp", "rust", "python", "typescript", "tsx", "go", "bash"] {
-            assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        for expected in [
+            "c",
+            "cpp",
+            "rust",
+            "python",
+            "typescript",
+            "tsx",
+            "go",
+            "bash",
+        ] {
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
         }
         for language in languages {
             let table = language.as_table().unwrap();
-            assert!(table.keys().all(|k| LANGUAGE_KEYS.contains(&k.as_str())), "{table:?}");
+            assert!(
+                table.keys().all(|k| LANGUAGE_KEYS.contains(&k.as_str())),
+                "{table:?}"
+            );
             assert_eq!(table["language-servers"].as_array().unwrap().len(), 1);
         }
         assert_eq!(parsed.keys().count(), 2, "{text}");

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod context;
 pub mod diagnostics;
 pub mod doctor;
 pub mod documents;
@@ -18,3 +19,4 @@ pub mod run;
 pub mod server_id;
 pub mod snapshots;
 pub mod surfaces;
+pub mod syntax;

@@ -139,10 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Command::HelixConfig { command } = &cli.command {
         let folder = std::env::current_dir().context("cannot read the current folder")?;
-        let loaded = tack::config::Config::load(&tack::config::ConfigSources::from_env(
-            Some(folder),
-            None,
-        ));
+        let loaded =
+            tack::config::Config::load(&tack::config::ConfigSources::from_env(Some(folder), None));
         for warning in &loaded.warnings {
             eprintln!("tack: {warning}");
         }
