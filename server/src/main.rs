@@ -89,6 +89,27 @@ enum Command {
         #[arg(value_name = "FOLDER")]
         folder: Option<std::path::PathBuf>,
     },
+    /// Print the context the model would get for a request at FILE[:LINE[-LAST]]: each item
+    /// with its reason and token estimate.
+    Context {
+        /// The place: a file, `file:line` or `file:first-last` (lines count from 1).
+        target: String,
+        /// The workspace folder (default: the current folder).
+        #[arg(long, short = 'C', value_name = "FOLDER", default_value = ".")]
+        folder: std::path::PathBuf,
+        /// fix, fix-file, explain, refactor, ask or instruction.
+        #[arg(long)]
+        intent: Option<String>,
+        /// The request text (default: a placeholder).
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Tokens for the whole context (default: `[context] budget`).
+        #[arg(long, value_name = "TOKENS")]
+        budget: Option<usize>,
+        /// One JSON object per item (kind, uri, range, reason, tokens, content_hash, text).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
     HelixConfig {
         /// The command Helix starts (default: this tack binary's path).
@@ -151,6 +172,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| "tack".to_owned()),
         };
         write_stdout(&tack::helix::languages_toml(&loaded.config, &command))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Context {
+        target,
+        folder,
+        intent,
+        prompt,
+        budget,
+        json,
+    } = &cli.command
+    {
+        let options = tack::context::cli::ContextOptions {
+            target: target.clone(),
+            folder: folder.clone(),
+            intent: intent.clone(),
+            prompt: prompt.clone(),
+            budget: *budget,
+            json: *json,
+        };
+        write_stdout(&tack::context::cli::run(&options)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(result) = run_snapshot_command(&cli.command) {
@@ -228,6 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { .. }
+        | Command::Context { .. }
         | Command::HelixConfig { .. }
         | Command::Snapshots { .. }
         | Command::Undo { .. }

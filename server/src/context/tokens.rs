@@ -25,19 +25,27 @@ pub fn estimate_tokens(text: &str) -> usize {
             }
             tokens += (i - start).div_ceil(3);
         } else if byte.is_ascii_whitespace() {
+            // Line breaks right after a symbol join it (`;\n`, ` {\n`); other line breaks
+            // are one token however many; indentation after them is one more; a single
+            // space joins the word or symbol after it.
+            let after_symbol = i > 0 && is_symbol(bytes[i - 1]);
             let start = i;
-            let mut newlines = 0;
             while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                newlines += usize::from(bytes[i] == b'\n');
                 i += 1;
             }
-            // A space before a word or a symbol joins it; a run of indentation is one token,
-            // blank lines add one each.
-            let run = i - start;
-            if newlines > 0 {
-                tokens += newlines.clamp(1, 2) + usize::from(run - newlines > 1);
-            } else if run > 1 {
-                tokens += 1;
+            let run = &bytes[start..i];
+            let last_break = run.iter().rposition(|b| *b == b'\n' || *b == b'\r');
+            let leading_breaks = run
+                .iter()
+                .take_while(|b| **b == b'\n' || **b == b'\r')
+                .count();
+            match last_break {
+                Some(last) => {
+                    let free = after_symbol && leading_breaks == last + 1;
+                    tokens += usize::from(!free);
+                    tokens += usize::from(run.len() - last - 1 > 1);
+                }
+                None => tokens += usize::from(run.len() > 1),
             }
         } else {
             let start = i;
@@ -48,10 +56,17 @@ pub fn estimate_tokens(text: &str) -> usize {
             {
                 i += 1;
             }
-            tokens += punctuation_tokens(i - start);
+            // The last symbol before a word joins it (`.append`, `_name`, `(self`).
+            let joins_word =
+                i < bytes.len() && (bytes[i].is_ascii_alphabetic() || bytes[i] >= 0x80);
+            tokens += punctuation_tokens(i - start - usize::from(joins_word));
         }
     }
     tokens
+}
+
+fn is_symbol(byte: u8) -> bool {
+    byte < 0x80 && !byte.is_ascii_alphanumeric() && !byte.is_ascii_whitespace()
 }
 
 /// A run of letters: short ones are one token, longer ones split every few letters;
@@ -67,9 +82,9 @@ fn word_tokens(word: &[u8]) -> usize {
         .filter(|b| b.is_ascii_uppercase())
         .count();
     let by_length = match word.len() {
-        0..=6 => 1,
-        7..=10 => 2,
-        n => n.div_ceil(5),
+        0..=8 => 1,
+        9..=14 => 2,
+        n => n.div_ceil(6),
     };
     by_length.max(capitals + 1).min(word.len())
 }
@@ -83,6 +98,72 @@ fn punctuation_tokens(run: usize) -> usize {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    /// Code samples in every language tack parses: the fixture repositories and tack's own
+    /// sources.
+    fn samples() -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for folder in [
+            "../tests/fixtures/context",
+            "src/syntax",
+            "src/documents.rs",
+            "src/proxy",
+        ] {
+            for entry in ignore::Walk::new(root.join(folder)).flatten() {
+                let source = entry.path().extension().is_some_and(|e| e != "snap");
+                if entry.file_type().is_some_and(|t| t.is_file()) && source {
+                    let path = entry.path().to_path_buf();
+                    if let Ok(text) = std::fs::read_to_string(&path) {
+                        files.push((path.display().to_string(), text));
+                    }
+                }
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn estimate_is_close_to_a_real_bpe_tokenizer_on_code() {
+        let encoders = [
+            ("cl100k", tiktoken_rs::cl100k_base().unwrap()),
+            ("o200k", tiktoken_rs::o200k_base().unwrap()),
+        ];
+        // Per language (by extension): the estimate and each tokenizer's count, summed.
+        let mut by_extension: std::collections::BTreeMap<String, (usize, [usize; 2])> =
+            Default::default();
+        for (path, text) in samples() {
+            let extension = path.rsplit('.').next().unwrap_or("").to_owned();
+            let entry = by_extension.entry(extension).or_default();
+            entry.0 += estimate_tokens(&text);
+            for (i, (_, encoder)) in encoders.iter().enumerate() {
+                entry.1[i] += encoder.encode_ordinary(&text).len();
+            }
+        }
+        let mut report = String::new();
+        let mut worst: f64 = 0.0;
+        for (extension, (estimate, real)) in &by_extension {
+            for (i, (name, _)) in encoders.iter().enumerate() {
+                let ratio = *estimate as f64 / real[i] as f64;
+                report.push_str(&format!(
+                    "{extension:>5} {name}: estimate {estimate} real {} ratio {ratio:.3}\n",
+                    real[i]
+                ));
+                worst = worst.max((ratio - 1.0).abs());
+            }
+        }
+        for extension in ["rs", "py", "ts", "tsx", "js", "go", "c", "h", "cpp", "java"] {
+            assert!(
+                by_extension.contains_key(extension),
+                "no {extension} sample"
+            );
+        }
+        assert!(
+            worst <= 0.15,
+            "an estimate is off by more than 15%:\n{report}"
+        );
+        eprintln!("{report}");
+    }
 
     #[test]
     fn empty_and_small_texts() {

@@ -615,8 +615,14 @@ impl RepoIndex {
             shown.dedup();
             symbols.clear();
             let _ = writeln!(text, "{}:", file.path);
+            let mut previous: Option<(u32, &str)> = None;
             for s in shown {
                 let symbol = &file.tags.symbols[s];
+                // Two definitions on the same lines (a typedef and its struct) show once.
+                if previous == Some((symbol.start_line, symbol.signature.as_str())) {
+                    continue;
+                }
+                previous = Some((symbol.start_line, symbol.signature.as_str()));
                 let mut lines = symbol.signature.lines();
                 if let Some(first) = lines.next() {
                     let _ = writeln!(text, "{}: {first}", symbol.start_line + 1);
