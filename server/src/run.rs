@@ -103,6 +103,12 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
     );
     session.client = client;
     session.permissions = permissions;
+    let (context, context_warnings) =
+        crate::context::ContextSettings::from_config(config.section("context"));
+    for warning in context_warnings {
+        eprintln_line(&format!("tack: {warning}"));
+    }
+    session.repo_map_tokens = context.repo_map_tokens;
     if let Some(max_turns) = options.max_turns {
         session.max_turns = max_turns;
     }

@@ -62,6 +62,9 @@ pub struct SessionConfig {
     pub client: ModelClient,
     pub tools: ToolRegistry,
     pub tool_settings: ToolSettings,
+    /// Tokens of repository map in the system prompt (0: none). `tack run` sets it from
+    /// `[context] repo_map_tokens`; editor runs get context per request instead.
+    pub repo_map_tokens: usize,
     pub permissions: Permissions,
     /// Where the pre- and post-images of every change go.
     pub snapshots: Arc<SnapshotStore>,
@@ -95,6 +98,7 @@ impl SessionConfig {
             client: ModelClient::default(),
             tools: ToolRegistry::default(),
             tool_settings: ToolSettings::default(),
+            repo_map_tokens: 0,
             permissions: Permissions::default(),
             snapshots,
             snapshot_session,
@@ -149,7 +153,12 @@ pub async fn run_session(
             };
         }
     };
-    let system = system_prompt(&workspace);
+    let system = crate::context::with_repo_map(
+        system_prompt(&workspace),
+        &config.workspace_root,
+        config.repo_map_tokens,
+    )
+    .await;
     let mut session = Session {
         system,
         workspace,

@@ -19,6 +19,7 @@
 //! - `cli`: `tack context <file>[:line]`.
 
 pub mod cli;
+pub mod editor;
 pub mod settings;
 pub mod tokens;
 
@@ -33,6 +34,7 @@ use crate::agent::feedback::FeedbackDiagnostic;
 use crate::documents::{Position, Range};
 use crate::syntax::repo_map::Focus;
 use crate::syntax::{FileTags, Language, RepoIndex, symbols};
+pub use editor::{EditorTurn, editor_turn};
 pub use settings::ContextSettings;
 use tokens::estimate_tokens;
 
@@ -447,6 +449,36 @@ pub fn assemble(request: &ContextRequest, sources: &Sources<'_>) -> Vec<ContextI
     }
     items
 }
+
+/// `system` with the repository map of `root` (at most `tokens`) appended: what `tack run`
+/// gives the model. The index is built (from the tags cache when warm) off the async
+/// threads; the cache is saved after.
+pub async fn with_repo_map(system: String, root: &Path, tokens: usize) -> String {
+    if tokens == 0 {
+        return system;
+    }
+    let root = root.to_path_buf();
+    let map = tokio::task::spawn_blocking(move || {
+        let settings = ContextSettings::default();
+        let index = cli::build_index(&root, &settings);
+        index.render(&Focus::default(), tokens)
+    })
+    .await;
+    match map {
+        Ok(map) if !map.text.is_empty() => {
+            format!("{system}\n\n{REPO_MAP_HEADING}\n{}", map.text.trim_end())
+        }
+        Ok(_) => system,
+        Err(error) => {
+            tracing::warn!(%error, "no repository map");
+            system
+        }
+    }
+}
+
+/// What precedes the map in the system prompt.
+pub const REPO_MAP_HEADING: &str =
+    "Repository map (the most referenced definitions, by file; `line: signature`):";
 
 /// The repository map as an item.
 pub fn repo_map_item(map: crate::syntax::RepoMap, toward: &str) -> ContextItem {

@@ -13,6 +13,7 @@
 mod agent_flow;
 pub mod capabilities;
 pub mod child;
+mod context_flow;
 mod diagnostics_flow;
 mod forward;
 mod from_child;
