@@ -412,3 +412,181 @@ fn tack_context_prints_each_item_with_its_reason_and_estimate() {
     let missing = run(&["context", "shop/nope.py:3"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.py"));
 }
+
+fn fake_model_toml(model: &crate::support::fake_model::FakeModelServer, extra: &str) -> String {
+    format!(
+        "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n{extra}",
+        model.url()
+    )
+}
+
+/// The text of the system message of a recorded chat request.
+fn system_text(request: &serde_json::Value) -> String {
+    request["messages"][0]["content"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| request["messages"][0]["content"].to_string())
+}
+
+// Multi-threaded: the blocking `tack` runs must not stall the fake model server's task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tack_run_puts_the_repo_map_in_the_system_prompt_within_its_budget() {
+    use crate::support::fake_model::{Answer, FakeModelServer, openai_chat};
+    let model = FakeModelServer::start().await.unwrap();
+    let workspace = Workspace::new();
+    workspace.write(
+        "tack.toml",
+        &fake_model_toml(&model, "\n[context]\nrepo_map_tokens = 80\n"),
+    );
+    for (path, text) in [
+        (
+            "shop/models.py",
+            include_str!("fixtures/context/python_app/shop/models.py"),
+        ),
+        (
+            "shop/checkout.py",
+            include_str!("fixtures/context/python_app/shop/checkout.py"),
+        ),
+    ] {
+        workspace.write(path, text);
+    }
+    model.push(openai_chat::stream(&Answer::text(&["Nothing to do."])));
+    model.push(openai_chat::stream(&Answer::text(&["Nothing to do."])));
+    let home = workspace.path(".home");
+    let run = |workspace: &Workspace| {
+        std::process::Command::new(tack_path())
+            .args(["run", "--yes", "look around"])
+            .current_dir(workspace.root())
+            .env("XDG_CONFIG_HOME", &home)
+            .env("XDG_DATA_HOME", &home)
+            .env("XDG_STATE_HOME", &home)
+            .env("XDG_CACHE_HOME", &home)
+            .env("TACK_LOG", "warn")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
+            .output()
+            .unwrap()
+    };
+    let output = run(&workspace);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let system = system_text(&model.requests()[0].json());
+    let map = system
+        .split_once(tack::context::REPO_MAP_HEADING)
+        .map(|(_, map)| map)
+        .unwrap_or_else(|| panic!("no repository map in the system prompt:\n{system}"));
+    assert!(map.contains("shop/models.py:"), "{map}");
+    assert!(map.contains("class Cart:"), "{map}");
+    assert!(
+        tack::context::tokens::estimate_tokens(map.trim()) <= 80,
+        "{map}"
+    );
+
+    // Turned off: no map.
+    workspace.write(
+        "tack.toml",
+        &fake_model_toml(&model, "\n[context]\nrepo_map_tokens = 0\n"),
+    );
+    let output = run(&workspace);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let system = system_text(&model.requests()[1].json());
+    assert!(
+        !system.contains(tack::context::REPO_MAP_HEADING),
+        "{system}"
+    );
+}
+
+/// An editor run in real clangd: the first model request carries the context assembled for
+/// the selection, with the definition clangd resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_run_sends_the_model_the_assembled_context_with_definitions_from_clangd() {
+    use crate::support::fake_model::{Answer, FakeModelServer, openai_chat};
+    use crate::support::{TestClient, file_uri};
+    use serde_json::json;
+    let model = FakeModelServer::start().await.unwrap();
+    let workspace = Workspace::new();
+    // A loaded machine can make clangd slow to answer its first request.
+    workspace.write(
+        "tack.toml",
+        &fake_model_toml(&model, "\n[context]\nlsp_timeout_ms = 20000\n"),
+    );
+    workspace.write(
+        "util.h",
+        "#ifndef UTIL_H\n#define UTIL_H\n/* Doubles a value. */\nint helper(int value);\n#endif\n",
+    );
+    workspace.write(
+        "util.c",
+        "#include \"util.h\"\n\nint helper(int value) {\n    return value * 2;\n}\n",
+    );
+    let main_text = "#include \"util.h\"\n\nint compute(int start) {\n    int doubled = helper(start);\n    return doubled + 1;\n}\n";
+    let main = workspace.write("main.c", main_text);
+    model.push(openai_chat::stream(&Answer::text(&[
+        "It doubles then adds one.",
+    ])));
+
+    let clangd_dir = crate::e2e::tool("clangd").parent().unwrap().to_path_buf();
+    let search_path = std::env::join_paths(std::iter::once(clangd_dir).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap()
+    .into_string()
+    .unwrap();
+    let home = workspace.path(".home").display().to_string();
+    let env = [
+        ("PATH", search_path.as_str()),
+        ("XDG_CONFIG_HOME", home.as_str()),
+        ("XDG_DATA_HOME", home.as_str()),
+        ("XDG_STATE_HOME", home.as_str()),
+        ("XDG_CACHE_HOME", home.as_str()),
+    ];
+    let client = TestClient::spawn(&tack_path(), &["lsp"], &workspace.root(), &env);
+    let params = TestClient::initialize_params(&workspace.root(), None);
+    client.request("initialize", params).await.unwrap();
+    client.notify("initialized", json!({}));
+    client.did_open(&main, "c", main_text);
+    let uri = file_uri(&main);
+    client
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "tack.explain", "arguments": [{
+                "uri": uri,
+                "range": { "start": { "line": 3, "character": 0 }, "end": { "line": 3, "character": 30 } },
+            }] }),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while model.requests().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let request = model.requests()[0].json();
+    let user = request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "user")
+        .unwrap()["content"]
+        .to_string();
+    assert!(user.contains("Explain what this code does"), "{user}");
+    assert!(
+        user.contains(
+            "<enclosing_symbol reason=\\\"the function `compute` that encloses the selection\\\">"
+        ),
+        "{user}"
+    );
+    assert!(
+        user.contains("`helper` is used in the selection")
+            && user.contains("found by the language server"),
+        "{user}"
+    );
+    assert!(user.contains("int helper(int value)"), "{user}");
+    assert!(user.contains("<repo_map reason="), "{user}");
+    client.shutdown_and_exit().await;
+}

@@ -459,7 +459,11 @@ pub async fn with_repo_map(system: String, root: &Path, tokens: usize) -> String
     }
     let root = root.to_path_buf();
     let map = tokio::task::spawn_blocking(move || {
-        let settings = ContextSettings::default();
+        let loaded = crate::config::Config::load(&crate::config::ConfigSources::from_env(
+            Some(root.clone()),
+            None,
+        ));
+        let (settings, _) = ContextSettings::from_config(loaded.config.section("context"));
         let index = cli::build_index(&root, &settings);
         index.render(&Focus::default(), tokens)
     })

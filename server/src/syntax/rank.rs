@@ -8,9 +8,9 @@ pub struct Graph {
 }
 
 pub const DAMPING: f64 = 0.85;
-const MAX_ITERATIONS: usize = 100;
-/// Stop when the ranks moved less than this in total (L1).
-const TOLERANCE: f64 = 1e-9;
+const MAX_ITERATIONS: usize = 50;
+/// Stop when the ranks (summing to 1) moved less than this in total (L1).
+const TOLERANCE: f64 = 1e-6;
 
 impl Graph {
     /// The ranks (summing to 1). `personalization` holds (node, weight); an empty one is
@@ -106,7 +106,7 @@ mod tests {
         // Starting from an earlier result converges to the same ranks.
         let again = graph.pagerank(&[(2, 1.0)], Some(&plain));
         for (a, b) in again.iter().zip(&toward_2) {
-            assert!((a - b).abs() < 1e-6);
+            assert!((a - b).abs() < 1e-4);
         }
     }
 }

@@ -73,7 +73,7 @@ pub struct IndexedFile {
     pub tags: Arc<FileTags>,
     /// Interned name of each symbol (`u32::MAX` for symbols that define no name).
     symbol_names: Vec<u32>,
-    /// (interned name, uses) of every name used.
+    /// (interned name, uses) of every name used, by name id.
     uses: Vec<(u32, u32)>,
 }
 
@@ -429,17 +429,29 @@ impl RepoIndex {
 
     /// Definitions by score, best first (focus files' own definitions left out).
     pub fn rank(&self, focus: &Focus) -> Vec<RankedSymbol> {
+        self.rank_top(focus, usize::MAX)
+    }
+
+    /// The best `limit` definitions by score, best first.
+    ///
+    /// Every sum is over dense arrays (no hashing): a file's out-edges accumulate in a
+    /// per-file row, and since a file's share of rank for a name goes alike to every other
+    /// file defining it, a definition's score is the name's total share less what its own
+    /// file gave.
+    pub fn rank_top(&self, focus: &Focus, limit: usize) -> Vec<RankedSymbol> {
         let n = self.files.len();
-        let focus_files: Vec<usize> = focus
-            .files
-            .iter()
-            .filter_map(|p| self.by_path.get(p).copied())
-            .collect();
-        let mentioned: std::collections::HashSet<u32> = focus
-            .mentioned
-            .iter()
-            .filter_map(|m| self.name_ids.get(m).copied())
-            .collect();
+        let mut is_focus = vec![false; n];
+        for path in &focus.files {
+            if let Some(&f) = self.by_path.get(path) {
+                is_focus[f] = true;
+            }
+        }
+        let mut mentioned = vec![false; self.names.len()];
+        for name in &focus.mentioned {
+            if let Some(&id) = self.name_ids.get(name) {
+                mentioned[id as usize] = true;
+            }
+        }
         // Which files define each name.
         let mut definers: Vec<Vec<u32>> = vec![Vec::new(); self.names.len()];
         for (f, file) in self.files.iter().enumerate() {
@@ -451,75 +463,85 @@ impl RepoIndex {
                 }
             }
         }
-        let name_weight = |name: u32| -> f64 {
-            let text = &self.names[name as usize];
-            let mut weight = 1.0;
-            if mentioned.contains(&name) {
-                weight *= 10.0;
-            }
-            let compound = text.contains('_') || text.chars().skip(1).any(char::is_uppercase);
-            if text.len() >= 8 && compound {
-                weight *= 10.0;
-            }
-            if text.starts_with('_') {
-                weight *= 0.1;
-            }
-            if definers[name as usize].len() > 5 {
-                weight *= 0.1;
-            }
-            weight
-        };
-        let weights: Vec<f64> = (0..self.names.len() as u32).map(name_weight).collect();
-        let is_focus: Vec<bool> = {
-            let mut v = vec![false; n];
-            for &f in &focus_files {
-                v[f] = true;
-            }
-            v
+        // How telling each defined name is (0 for names nobody defines).
+        let weights: Vec<f64> = definers
+            .iter()
+            .enumerate()
+            .map(|(id, list)| {
+                if list.is_empty() {
+                    return 0.0;
+                }
+                let text = &self.names[id];
+                let mut weight = 1.0;
+                if mentioned[id] {
+                    weight *= 10.0;
+                }
+                let compound = text.contains('_') || text.chars().skip(1).any(char::is_uppercase);
+                if text.len() >= 8 && compound {
+                    weight *= 10.0;
+                }
+                if text.starts_with('_') {
+                    weight *= 0.1;
+                }
+                if list.len() > 5 {
+                    weight *= 0.1;
+                }
+                weight
+            })
+            .collect();
+        let use_weight = |src: usize, name: u32, uses: u32| -> f64 {
+            let from_focus = if is_focus[src] { 50.0 } else { 1.0 };
+            from_focus * weights[name as usize] * f64::from(uses).sqrt()
         };
         let mut edges: Vec<Vec<(u32, f64)>> = Vec::with_capacity(n);
-        let mut row: HashMap<u32, f64> = HashMap::new();
+        let mut row = vec![0.0f64; n];
+        let mut touched: Vec<u32> = Vec::new();
         for (src, file) in self.files.iter().enumerate() {
-            row.clear();
-            let from_focus = if is_focus[src] { 50.0 } else { 1.0 };
             for &(name, uses) in &file.uses {
-                let Some(list) = definers.get(name as usize) else {
+                let weight = use_weight(src, name, uses);
+                if weight == 0.0 {
                     continue;
-                };
-                let weight = from_focus * weights[name as usize] * f64::from(uses).sqrt();
-                for &dst in list {
+                }
+                for &dst in &definers[name as usize] {
                     if dst as usize != src {
-                        *row.entry(dst).or_insert(0.0) += weight;
+                        if row[dst as usize] == 0.0 {
+                            touched.push(dst);
+                        }
+                        row[dst as usize] += weight;
                     }
                 }
             }
-            let mut out: Vec<(u32, f64)> = row.iter().map(|(d, w)| (*d, *w)).collect();
-            out.sort_unstable_by_key(|(d, _)| *d);
-            edges.push(out);
+            touched.sort_unstable();
+            edges.push(touched.iter().map(|&d| (d, row[d as usize])).collect());
+            for &d in &touched {
+                row[d as usize] = 0.0;
+            }
+            touched.clear();
         }
         let graph = Graph { edges };
-        let personalization: Vec<(u32, f64)> =
-            focus_files.iter().map(|&f| (f as u32, 1.0)).collect();
+        let personalization: Vec<(u32, f64)> = is_focus
+            .iter()
+            .enumerate()
+            .filter(|(_, focus)| **focus)
+            .map(|(f, _)| (f as u32, 1.0))
+            .collect();
         let file_rank = graph.pagerank(&personalization, None);
-        // Share each file's rank over the (file, name) definitions it points at.
-        let mut scores: HashMap<(u32, u32), f64> = HashMap::new();
-        for (src, file) in self.files.iter().enumerate() {
-            let out_total: f64 = graph.edges[src].iter().map(|(_, w)| w).sum();
-            if out_total <= 0.0 {
-                continue;
+        let out_total: Vec<f64> = graph
+            .edges
+            .iter()
+            .map(|out| out.iter().map(|(_, w)| w).sum())
+            .collect();
+        // Each file's share per name, summed over the files using it.
+        let share = |src: usize, name: u32, uses: u32| -> f64 {
+            if out_total[src] <= 0.0 {
+                return 0.0;
             }
-            let from_focus = if is_focus[src] { 50.0 } else { 1.0 };
+            file_rank[src] * use_weight(src, name, uses) / out_total[src]
+        };
+        let mut name_share = vec![0.0f64; self.names.len()];
+        for (src, file) in self.files.iter().enumerate() {
             for &(name, uses) in &file.uses {
-                let Some(list) = definers.get(name as usize) else {
-                    continue;
-                };
-                let weight = from_focus * weights[name as usize] * f64::from(uses).sqrt();
-                let share = file_rank[src] * weight / out_total;
-                for &dst in list {
-                    if dst as usize != src {
-                        *scores.entry((dst, name)).or_insert(0.0) += share;
-                    }
-                }
+                name_share[name as usize] += share(src, name, uses);
             }
         }
         let mut ranked = Vec::new();
@@ -531,9 +553,12 @@ impl RepoIndex {
                 if name == u32::MAX {
                     continue;
                 }
+                let own = file
+                    .uses
+                    .binary_search_by_key(&name, |(id, _)| *id)
+                    .map_or(0.0, |i| share(f, name, file.uses[i].1));
                 // Unused definitions still order by their file's rank.
-                let score =
-                    scores.get(&(f as u32, name)).copied().unwrap_or(0.0) + file_rank[f] * 1e-3;
+                let score = (name_share[name as usize] - own).max(0.0) + file_rank[f] * 1e-3;
                 ranked.push(RankedSymbol {
                     file: f,
                     symbol: s,
@@ -541,18 +566,24 @@ impl RepoIndex {
                 });
             }
         }
-        ranked.sort_by(|a, b| {
+        let order = |a: &RankedSymbol, b: &RankedSymbol| {
             b.score
                 .total_cmp(&a.score)
                 .then_with(|| self.files[a.file].path.cmp(&self.files[b.file].path))
                 .then(a.symbol.cmp(&b.symbol))
-        });
+        };
+        if limit < ranked.len() {
+            ranked.select_nth_unstable_by(limit, order);
+            ranked.truncate(limit);
+        }
+        ranked.sort_by(order);
         ranked
     }
 
     /// The map of the best-ranked definitions that fits in `budget` tokens.
     pub fn render(&self, focus: &Focus, budget: usize) -> RepoMap {
-        let ranked = self.rank(focus);
+        // Each definition shown costs a few tokens at least.
+        let ranked = self.rank_top(focus, budget / 4 + 1);
         self.render_ranked(&ranked, budget)
     }
 
