@@ -123,6 +123,26 @@ fn copy_tree(source: &Path, target: &Path) -> std::io::Result<PathBuf> {
     target.canonicalize()
 }
 
+/// CPU time this process has used (user + system), from /proc/self/stat.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 Hz.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
@@ -142,14 +162,17 @@ fn bench_tree(name: &str, root: &Path, extension: &str, bench: &Path, aider: Opt
 
     // Cold: no cache on disk, nothing in memory.
     let mut colds = Vec::new();
+    let mut cold_cpu = Vec::new();
     let mut index = None;
     let mut save = Duration::ZERO;
     for _ in 0..3 {
         let _ = std::fs::remove_dir_all(&cache_dir);
         let started = Instant::now();
+        let cpu = cpu_time();
         let built = RepoIndex::build(root, options.clone());
         let map = built.render(&Focus::default(), MAP_TOKENS);
         colds.push(started.elapsed());
+        cold_cpu.push(cpu_time().saturating_sub(cpu));
         assert!(!map.text.is_empty());
         let mut built = built;
         let saving = Instant::now();
