@@ -268,10 +268,11 @@ fn bench_tree(name: &str, root: &Path, extension: &str, bench: &Path, aider: Opt
     let (keystroke, keystroke_file) = keystroke(&index, root);
 
     println!(
-        "  tack  cold (empty cache, {} threads)           median {} of 3 (min {}); saving the cache {}; with no size limit {}",
+        "  tack  cold (empty cache, {} threads)           median {} of 3 (min {}; CPU time {}); saving the cache {}; with no size limit {}",
         cores(),
         ms(median(colds.clone())),
         ms(*colds.iter().min().unwrap_or(&Duration::ZERO)),
+        ms(median(cold_cpu)),
         ms(save),
         ms(unlimited)
     );

@@ -98,6 +98,9 @@ pub struct RepoIndex {
     name_ids: HashMap<String, u32>,
     cache: TagCache,
     last_stats: BuildStats,
+    /// The file ranks of the last ranking: the next one starts from them (after a small
+    /// change it converges in a few iterations).
+    last_ranks: std::sync::Mutex<Vec<f64>>,
 }
 
 /// What the map is ranked toward.
@@ -144,6 +147,7 @@ impl RepoIndex {
             name_ids: HashMap::new(),
             cache,
             last_stats: BuildStats::default(),
+            last_ranks: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -525,7 +529,15 @@ impl RepoIndex {
             .filter(|(_, focus)| **focus)
             .map(|(f, _)| (f as u32, 1.0))
             .collect();
-        let file_rank = graph.pagerank(&personalization, None);
+        let file_rank = {
+            let mut last = self
+                .last_ranks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let ranks = graph.pagerank(&personalization, Some(&last));
+            last.clone_from(&ranks);
+            ranks
+        };
         let out_total: Vec<f64> = graph
             .edges
             .iter()
