@@ -402,6 +402,17 @@ fn tack_context_prints_each_item_with_its_reason_and_estimate() {
         assert!(first.get(field).is_some(), "{first}");
     }
 
+    let raw = run(&[
+        "context",
+        "shop/checkout.py:11",
+        "--raw",
+        "--prompt",
+        "Why?",
+    ]);
+    let raw = String::from_utf8(raw.stdout).unwrap();
+    assert!(raw.starts_with("Why?\n\n<selection reason="), "{raw}");
+    assert!(!raw.contains("── "), "{raw}");
+
     let bad = run(&["context", "shop/checkout.py:0"]);
     assert!(!bad.status.success());
     let error = String::from_utf8_lossy(&bad.stderr);

@@ -109,6 +109,9 @@ enum Command {
         /// One JSON object per item (kind, uri, range, reason, tokens, content_hash, text).
         #[arg(long)]
         json: bool,
+        /// The text exactly as the model gets it (no headings of tack's).
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
     },
     /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
     HelixConfig {
@@ -181,6 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         prompt,
         budget,
         json,
+        raw,
     } = &cli.command
     {
         let options = tack::context::cli::ContextOptions {
@@ -190,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             prompt: prompt.clone(),
             budget: *budget,
             json: *json,
+            raw: *raw,
         };
         write_stdout(&tack::context::cli::run(&options)?)?;
         return Ok(ExitCode::SUCCESS);

@@ -1,5 +1,6 @@
 //! `tack context <file>[:line[-line]]`: prints exactly the context items an editor request at
-//! that place would send the model, each with its reason and token estimate. Language
+//! that place would send the model, each with its reason and token estimate (`--raw`: the
+//! text as the model gets it; `--json`: one object per item). Language
 //! servers are not started: definitions come from the tree-sitter tags (an editor run asks
 //! its language servers first) and there are no diagnostics.
 
@@ -30,6 +31,8 @@ pub struct ContextOptions {
     pub prompt: Option<String>,
     pub budget: Option<usize>,
     pub json: bool,
+    /// The model's text itself.
+    pub raw: bool,
 }
 
 /// Splits `file:line` or `file:first-last` (1-based); a bare file has no lines.
@@ -143,6 +146,9 @@ pub fn run(options: &ContextOptions) -> Result<String, ContextError> {
             .filter_map(|item| serde_json::to_string(item).ok())
             .collect::<Vec<_>>()
             .join("\n"));
+    }
+    if options.raw {
+        return Ok(super::render_for_model(&items));
     }
     Ok(super::render_for_user(&items))
 }

@@ -33,7 +33,7 @@ use crate::agent::LanguageFeedback;
 use crate::agent::feedback::FeedbackDiagnostic;
 use crate::documents::{Position, Range};
 use crate::syntax::repo_map::Focus;
-use crate::syntax::{FileTags, Language, RepoIndex, symbols};
+use crate::syntax::{FileTags, Language, RepoIndex, SymbolKind, symbols};
 pub use editor::{EditorTurn, editor_turn};
 pub use settings::ContextSettings;
 use tokens::estimate_tokens;
@@ -379,7 +379,7 @@ pub fn assemble(request: &ContextRequest, sources: &Sources<'_>) -> Vec<ContextI
             .iter()
             .find(|r| r.name == name_use.name)
             .and_then(|r| definition_from_location(sources, r))
-            .or_else(|| definition_from_index(sources, &name_use.name));
+            .or_else(|| definition_from_index(sources, name_use, &lines));
         let Some((uri, start, end, range, text, reason)) = found else {
             continue;
         };
@@ -543,11 +543,37 @@ fn definition_from_location(
     ))
 }
 
-/// The best definition of `name` in the tags index.
-fn definition_from_index(sources: &Sources<'_>, name: &str) -> Option<FoundDefinition> {
+/// The best definition of a used name in the tags index: of a kind that fits the use (a
+/// call is a function, method or macro), in the same file first, then the first by path.
+fn definition_from_index(
+    sources: &Sources<'_>,
+    name_use: &NameUse,
+    lines: &[&str],
+) -> Option<FoundDefinition> {
     let index = sources.index?;
-    let definitions = index.definitions(name);
-    // Prefer one in the same file, then the first by path.
+    let name = name_use.name.as_str();
+    let line = lines
+        .get(name_use.position.line as usize)
+        .copied()
+        .unwrap_or("");
+    let after = crate::syntax::byte_column(line, name_use.position.character) + name.len();
+    let rest = line.get(after..).unwrap_or("").trim_start();
+    let is_call = rest.starts_with('(') || rest.starts_with("::<") || rest.starts_with('!');
+    let fits = |kind: SymbolKind| {
+        if is_call {
+            matches!(
+                kind,
+                SymbolKind::Function | SymbolKind::Method | SymbolKind::Macro
+            )
+        } else {
+            kind != SymbolKind::Module
+        }
+    };
+    let definitions: Vec<_> = index
+        .definitions(name)
+        .into_iter()
+        .filter(|(file, i)| fits(file.tags.symbols[*i].kind))
+        .collect();
     let (file, symbol_index) = definitions
         .iter()
         .find(|(f, _)| f.path == sources.document.relative)
