@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod context;
+mod companion;
 mod e2e;
 mod fake_lsp_selftest;
 mod headless;
+mod mcp;
 mod proxy;
 mod run;
 mod support;

@@ -772,3 +772,56 @@ async fn listen_serves_loopback_tcp_sessions_and_refuses_other_addresses() {
     }
     server.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_server_started_after_initialize_has_its_features_registered_with_the_editor() {
+    // No `.fk` file at start: no server runs when the editor is answered, so the answer
+    // cannot carry hover or definition.
+    let workspace = workspace_with(&[FakeServer {
+        name: "alpha",
+        flags: &["--commands", "alpha.run"],
+    }]);
+    std::fs::remove_file(workspace.path("main.fk")).unwrap();
+    let client = spawn_tack(&workspace);
+    let result = client.initialize(&workspace.root(), None).await;
+    assert!(
+        result["capabilities"].get("hoverProvider").is_none(),
+        "{result}"
+    );
+
+    let path = workspace.write("late.fk", "hello\n");
+    client.did_open(&path, "fake", "hello\n");
+    let request = client
+        .wait_server_request("client/registerCapability", WAIT)
+        .await;
+    let registrations = request["registrations"].as_array().unwrap();
+    let methods: Vec<&str> = registrations
+        .iter()
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
+    for method in [
+        "textDocument/hover",
+        "textDocument/definition",
+        "textDocument/completion",
+        "workspace/executeCommand",
+    ] {
+        assert!(methods.contains(&method), "{method} not in {methods:?}");
+    }
+    let hover = registrations
+        .iter()
+        .find(|r| r["method"] == "textDocument/hover")
+        .unwrap();
+    assert_eq!(
+        hover["registerOptions"]["documentSelector"],
+        json!([{ "language": "fake" }])
+    );
+    let command = registrations
+        .iter()
+        .find(|r| r["method"] == "workspace/executeCommand")
+        .unwrap();
+    assert_eq!(command["registerOptions"]["commands"], json!(["alpha.run"]));
+    // And the late server answers what was registered.
+    let answer = hover_at_start(&client, &path).await.unwrap();
+    assert!(answer.to_string().contains("alpha"), "{answer}");
+    assert_clean_protocol(&client);
+}

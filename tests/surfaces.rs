@@ -18,7 +18,7 @@ const PROGRESS: &str = "$/progress";
 const TRANSCRIPT: &str = "tack/transcript";
 
 /// A C file clangd flags: `int x = 1` lacks its semicolon.
-const BROKEN: &str = "int main(void) {\n    int x = 1\n    return x;\n}\n";
+pub(crate) const BROKEN: &str = "int main(void) {\n    int x = 1\n    return x;\n}\n";
 const FIXED: &str = "int main(void) {\n    int x = 1;\n    return x;\n}\n";
 
 fn tool_call(id: &str, name: &str, args: Value) -> Answer {
@@ -26,12 +26,12 @@ fn tool_call(id: &str, name: &str, args: Value) -> Answer {
 }
 
 /// A workspace with `tack.toml` pointing at the fake model, `main.c`, and the editor session.
-struct Session {
+pub(crate) struct Session {
     workspace: Workspace,
-    model: FakeModelServer,
-    client: TestClient,
+    pub(crate) model: FakeModelServer,
+    pub(crate) client: TestClient,
     path: PathBuf,
-    uri: String,
+    pub(crate) uri: String,
     /// The client's copy of `main.c`, as an editor's buffer.
     text: String,
 }
@@ -46,11 +46,11 @@ impl Session {
         Session::start_custom(text, extra, |_| {}).await
     }
 
-    /// With `extra` in `tack.toml` and the client capabilities changed by `capabilities`.
-    async fn start_custom(
+    /// With `extra` in `tack.toml` and the `initialize` params changed by `initialize`.
+    pub(crate) async fn start_custom(
         text: &str,
         extra: &str,
-        capabilities: impl FnOnce(&mut Value),
+        initialize: impl FnOnce(&mut Value),
     ) -> Session {
         let model = FakeModelServer::start().await.unwrap();
         let workspace = Workspace::new();
@@ -81,7 +81,7 @@ impl Session {
         let client = TestClient::spawn(&tack_path(), &["lsp"], &workspace.root(), &env);
         let mut params = TestClient::initialize_params(&workspace.root(), None);
         params["capabilities"]["experimental"] = json!({ "tack": { "transcript": true } });
-        capabilities(&mut params["capabilities"]);
+        initialize(&mut params);
         client.request("initialize", params).await.unwrap();
         client.notify("initialized", json!({}));
         let uri = file_uri(&path);
@@ -712,8 +712,8 @@ async fn undo_refuses_when_the_user_changed_the_same_lines_and_names_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_editor_without_apply_edit_gets_the_edit_in_the_code_action() {
-    let mut session = Session::start_custom(BROKEN, "", |capabilities| {
-        capabilities["workspace"]["applyEdit"] = json!(false);
+    let mut session = Session::start_custom(BROKEN, "", |params| {
+        params["capabilities"]["workspace"]["applyEdit"] = json!(false);
     })
     .await;
     let error = session.diagnostic("Expected ';'").await;
@@ -753,5 +753,100 @@ async fn an_editor_without_apply_edit_gets_the_edit_in_the_code_action() {
         .await
         .unwrap_err();
     assert!(refused.message.contains("tack undo"), "{refused:?}");
+    session.client.shutdown_and_exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn navigation_reaches_files_the_editor_has_not_opened() {
+    let session = Session::start(BROKEN).await;
+    session
+        .workspace
+        .write("util.c", "int helper(void) { return 1; }\n");
+    let error = session.diagnostic("Expected ';'").await;
+    session.model.push(openai_chat::stream(&tool_call(
+        "c0",
+        "hover",
+        json!({ "path": "util.c", "line": 1, "symbol": "helper" }),
+    )));
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error.clone()], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    session.transcript_event("proposal_shown").await;
+    let second = session.model.requests()[1].json();
+    let hover = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap()["content"]
+        .to_string();
+    // clangd's hover of a function names it and its type; a document it was never shown
+    // would have been refused ("non-added file").
+    assert!(hover.contains("helper") && hover.contains("int"), "{hover}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_no_optional_capabilities_still_gets_the_run_and_its_proposal() {
+    // No progress, no showDocument, no documentChanges, no transcript notifications: what a
+    // minimal LSP client offers.
+    let mut session = Session::start_custom(BROKEN, "", |params| {
+        params["capabilities"] = json!({
+            "workspace": { "applyEdit": true },
+            "textDocument": { "publishDiagnostics": {} },
+        });
+    })
+    .await;
+    let error = session.diagnostic("Expected ';'").await;
+    script_fix(&session.model);
+    let fix = session
+        .action(error["range"].clone(), vec![error], "Fix with tack")
+        .await;
+    session.run(&fix).await;
+    // The end of the run reaches the user as a message naming the proposal.
+    let shown = session
+        .client
+        .wait_notification(
+            "window/showMessage",
+            |p| p["message"].as_str().unwrap().starts_with("tack proposes"),
+            WAIT,
+        )
+        .await;
+    assert!(
+        shown["message"].as_str().unwrap().contains("main.c"),
+        "{shown}"
+    );
+    for method in ["window/workDoneProgress/create", "window/showDocument"] {
+        assert!(
+            session.client.server_requests(method).is_empty(),
+            "{method} was sent to a client that does not support it"
+        );
+    }
+    assert!(session.client.notifications(PROGRESS).is_empty());
+    assert!(session.client.notifications(TRANSCRIPT).is_empty());
+    // Applying sends a plain `changes` edit, which such a client can apply.
+    let apply = session
+        .action(line_range(1), vec![], "Apply tack change")
+        .await;
+    session.run(&apply).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let request = loop {
+        if let Some(request) = session.client.server_requests("workspace/applyEdit").pop() {
+            break request;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no applyEdit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        request["edit"].get("documentChanges").is_none(),
+        "{request}"
+    );
+    let edits = request["edit"]["changes"][session.uri.as_str()]
+        .as_array()
+        .unwrap()
+        .clone();
+    session.text = apply_edits(&session.text, &edits);
+    assert_eq!(session.text, FIXED);
     session.client.shutdown_and_exit().await;
 }

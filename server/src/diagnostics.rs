@@ -331,13 +331,20 @@ impl DiagnosticStore {
 
     /// The merged diagnostics for `uri` as the servers sent them, for the editor.
     pub fn merged_raw(&self, uri: &str) -> Vec<Value> {
+        self.merged_raw_without(uri, None)
+    }
+
+    /// [`Self::merged_raw`] leaving out the set of `skipped` (the editor's own report, which
+    /// it is not sent back).
+    pub fn merged_raw_without(&self, uri: &str, skipped: Option<&ServerId>) -> Vec<Value> {
         let state = self.state();
         state
             .sets
             .get(uri)
             .into_iter()
-            .flat_map(|by_server| by_server.values())
-            .flat_map(|set| set.diagnostics.iter().map(|d| d.raw.clone()))
+            .flat_map(|by_server| by_server.iter())
+            .filter(|(server, _)| Some(*server) != skipped)
+            .flat_map(|(_, set)| set.diagnostics.iter().map(|d| d.raw.clone()))
             .collect()
     }
 

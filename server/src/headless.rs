@@ -178,11 +178,42 @@ impl LanguageSession {
         }
     }
 
+    /// The version of a file the servers last got, when it is open in this session.
+    pub fn version_of(&self, path: &Path) -> Option<i32> {
+        let uri = file_uri(path).ok()?;
+        let documents = self.documents.lock().ok()?;
+        documents.get(&uri).map(|(version, _)| *version)
+    }
+
+    /// The files open in this session.
+    pub fn open_paths(&self) -> Vec<PathBuf> {
+        let Ok(documents) = self.documents.lock() else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = documents
+            .keys()
+            .filter_map(|uri| url::Url::parse(uri).ok()?.to_file_path().ok())
+            .collect();
+        paths.sort();
+        paths
+    }
+
     /// The text the servers have for a file, when it is open in this session.
     pub fn open_text(&self, path: &Path) -> Option<String> {
         let uri = file_uri(path).ok()?;
         let documents = self.documents.lock().ok()?;
         documents.get(&uri).map(|(_, text)| text.clone())
+    }
+
+    /// Opens the file in the servers with its text on disk unless it is open already (servers
+    /// such as clangd answer requests only for open documents).
+    pub fn ensure_open(&self, path: &Path) {
+        if self.open_text(path).is_none()
+            && let Ok(text) = std::fs::read_to_string(path)
+            && let Err(error) = self.set_text(path, &text)
+        {
+            tracing::warn!(%error, path = %path.display(), "could not open the file in the servers");
+        }
     }
 
     /// Opens the file in the servers with this text, or sends the new text if it is open.
@@ -490,12 +521,7 @@ impl LanguageFeedback for HeadlessFeedback {
                 .unwrap_or_else(|| diagnostics.publish_mark());
             let mut wanted = Vec::new();
             for path in paths {
-                // A file the servers have not seen yet is opened with its disk text.
-                if self.session.open_text(path).is_none()
-                    && let Ok(text) = std::fs::read_to_string(path)
-                {
-                    let _ = self.session.set_text(path, &text);
-                }
+                self.session.ensure_open(path);
                 let Ok(uri) = file_uri(path) else { continue };
                 let version = self
                     .session
@@ -527,6 +553,13 @@ impl LanguageFeedback for HeadlessFeedback {
         params: Value,
     ) -> BoxFuture<'a, Result<Value, String>> {
         Box::pin(async move {
+            if let Some(path) = params
+                .pointer("/textDocument/uri")
+                .and_then(Value::as_str)
+                .and_then(|uri| url::Url::parse(uri).ok()?.to_file_path().ok())
+            {
+                self.session.ensure_open(&path);
+            }
             self.session
                 .request(method, params)
                 .await

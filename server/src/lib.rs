@@ -13,6 +13,7 @@ pub mod headless;
 pub mod helix;
 pub mod jsonrpc;
 pub mod logging;
+pub mod mcp;
 pub mod providers;
 pub mod proxy;
 pub mod run;

@@ -113,6 +113,13 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         raw: bool,
     },
+    /// Serve tack's language intelligence (diagnostics, navigation, snapshot-backed edits
+    /// with undo/redo) over MCP on stdio, for Claude Code, Codex, OpenCode or any MCP client.
+    Mcp {
+        /// The folder whose language servers to run (default: the current folder).
+        #[arg(long, short = 'C', value_name = "FOLDER", default_value = ".")]
+        folder: std::path::PathBuf,
+    },
     /// Print Helix `languages.toml` entries that put tack in front of each language's servers.
     HelixConfig {
         /// The command Helix starts (default: this tack binary's path).
@@ -155,8 +162,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &tack::providers::discovery::probe_targets(registry.catalog()),
         ));
         let statuses = tack::providers::cli::provider_statuses(&registry, &local);
+        // MCP servers are started to be checked, then closed.
+        let loaded = tack::config::Config::load(&sources);
+        let mcp = runtime.block_on(tack::mcp::client::doctor_report(&loaded.config, &folder));
         write_stdout(&format!(
-            "{report}\n{}",
+            "{report}\n{}\n{mcp}",
             tack::providers::cli::render_doctor(&statuses)
         ))?;
         return Ok(ExitCode::SUCCESS);
@@ -251,6 +261,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             Ok(ExitCode::from(code))
         }
+        Command::Mcp { folder } => {
+            runtime.block_on(tack::mcp::server::serve_stdio(&folder))?;
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models { refresh } => {
             let registry = providers_registry()?;
             let client = tack::providers::ModelClient::default();
@@ -265,10 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let registry = providers_registry()?;
             eprint!("API key for {provider} (input is read from standard input): ");
-            let mut key = String::new();
-            std::io::stdin()
-                .read_line(&mut key)
-                .context("cannot read the key")?;
+            let key = read_secret_line().context("cannot read the key")?;
             let text = tack::providers::cli::auth_login(&registry, &provider, key.trim())?;
             write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
@@ -337,4 +349,24 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     }
     stdout.flush()?;
     Ok(())
+}
+
+/// One line from standard input; on a terminal, without echoing it (an API key must not stay
+/// on the screen or in a terminal's scrollback).
+fn read_secret_line() -> std::io::Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).ok();
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+    }
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    if let Some(saved) = &saved {
+        tcsetattr(&stdin, OptionalActions::Now, saved)?;
+        eprintln!();
+    }
+    read.map(|_| line)
 }

@@ -89,9 +89,14 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
         SnapshotStore::open(&data_dir, &root).map_err(|e| RunError::Snapshots(e.to_string()))?;
     let session_id = session_id();
 
-    let language = LanguageSession::start(&root)
-        .await
-        .map_err(|e| RunError::Language(e.to_string()))?;
+    // The MCP servers start beside the language servers: both are needed before the first
+    // model request. One that fails is reported and left out; the run goes on.
+    let mcp = crate::mcp::McpClients::for_workspace(&config, &root);
+    let (language, mcp_start) = tokio::join!(LanguageSession::start(&root), mcp.start());
+    let language = language.map_err(|e| RunError::Language(e.to_string()))?;
+    for problem in mcp_start.problems() {
+        eprintln_line(&format!("tack: {problem}"));
+    }
     let feedback = Arc::new(HeadlessFeedback::new(language));
 
     let mut session = SessionConfig::new(
@@ -109,6 +114,9 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
         eprintln_line(&format!("tack: {warning}"));
     }
     session.repo_map_tokens = context.repo_map_tokens;
+    for tool in mcp_start.tools {
+        session.tools.register(tool);
+    }
     if let Some(max_turns) = options.max_turns {
         session.max_turns = max_turns;
     }
@@ -165,6 +173,7 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
         error: Some(format!("the agent stopped: {e}")),
         ..SessionOutcome::default()
     });
+    mcp.shutdown().await;
     match Arc::try_unwrap(feedback) {
         Ok(feedback) => feedback.into_session().shutdown().await,
         Err(_) => tracing::debug!("the language session is still shared; not shut down"),

@@ -5,6 +5,7 @@
 
 mod nvim;
 mod servers;
+mod vscode;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

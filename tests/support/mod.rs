@@ -19,6 +19,23 @@ pub fn tack_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tack"))
 }
 
+/// `tack` with `args`, run in `workspace` with its own config, data and state folders
+/// (`.home` inside it), quiet logs, and no provider keys from the environment.
+pub fn tack_in(workspace: &Workspace, args: &[&str]) -> Command {
+    let home = workspace.path(".home").display().to_string();
+    let mut command = Command::new(tack_path());
+    command
+        .args(args)
+        .current_dir(workspace.root())
+        .env("XDG_CONFIG_HOME", &home)
+        .env("XDG_DATA_HOME", &home)
+        .env("XDG_STATE_HOME", &home)
+        .env("TACK_LOG", "warn")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY");
+    command
+}
+
 /// The fake language server (the `fake-lsp` example), next to the `tack` binary.
 ///
 /// `cargo test` / `cargo nextest run` build examples, but a run narrowed with `--test all` does

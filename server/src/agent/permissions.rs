@@ -14,6 +14,10 @@
 //! the most specific); on a tie the stricter action wins. A call touching several paths gets
 //! the strictest of their actions. `--yes` turns every "ask" into "allow"; explicit denies
 //! stay. An "ask" that the user answered with "remember" is not asked again this session.
+//!
+//! Tools of MCP servers are named `<server>__<tool>`; a key `"<server>__*"` sets the rule
+//! for every tool of that server that has no rule of its own. Their subject is their
+//! arguments as compact JSON, matched like a command line (`*` spans anything).
 
 use std::collections::BTreeMap;
 
@@ -193,7 +197,11 @@ impl Permissions {
             _ if is_mutating => Action::Ask,
             _ => Action::Allow,
         };
-        match self.rules.get(tool) {
+        let server_rule = || {
+            let (server, _) = tool.split_once("__")?;
+            self.rules.get(&format!("{server}__*"))
+        };
+        match self.rules.get(tool).or_else(server_rule) {
             None => fallback(),
             Some(ToolRule::Always(action)) => *action,
             Some(ToolRule::Patterns(rules)) => {
@@ -226,7 +234,7 @@ fn parse_action(key: &str, text: &str) -> Result<Action, PermissionsError> {
 /// Command lines match with `*` spanning anything; paths match with `*` staying within one
 /// folder and `**` crossing folders.
 fn compile(tool: &str, pattern: &str) -> Result<GlobMatcher, PermissionsError> {
-    let is_command = tool == "run_command";
+    let is_command = tool == "run_command" || tool.contains("__");
     GlobBuilder::new(pattern)
         .literal_separator(!is_command)
         .backslash_escape(true)
@@ -306,6 +314,30 @@ mod tests {
         let yes = p.assume_yes();
         assert_eq!(action(&yes, "run_command", true, "make"), Action::Allow);
         assert_eq!(action(&yes, "run_command", true, "rm x"), Action::Deny);
+    }
+
+    #[test]
+    fn mcp_tools_follow_their_own_rule_then_their_server_rule() {
+        let p = parse(
+            r#"[permissions]
+            "fs__*" = "allow"
+            fs__write_file = { "*secret*" = "deny", "*" = "ask" }"#,
+        );
+        assert_eq!(action(&p, "fs__read_file", false, "{}"), Action::Allow);
+        let args = r#"{"path":"/w/a/b.txt"}"#;
+        assert_eq!(
+            action(&p, "fs__write_file", true, args),
+            Action::Ask,
+            "* spans slashes in arguments"
+        );
+        let secret = r#"{"path":"/w/secret.txt"}"#;
+        assert_eq!(action(&p, "fs__write_file", true, secret), Action::Deny);
+        assert_eq!(
+            action(&p, "web__fetch", true, "{}"),
+            Action::Ask,
+            "another server: the defaults"
+        );
+        assert_eq!(action(&p, "web__fetch", false, "{}"), Action::Allow);
     }
 
     #[test]

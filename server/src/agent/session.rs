@@ -172,6 +172,7 @@ pub async fn run_session(
         user_texts: Vec::new(),
         last_call_tokens: 0,
         known: BTreeMap::new(),
+        known_text: HashMap::new(),
         failures: HashMap::new(),
         step: 0,
         outcome: SessionOutcome::default(),
@@ -316,6 +317,9 @@ struct Session {
     last_call_tokens: u64,
     /// The diagnostics last seen for files the agent changed (the "before" of the next edit).
     known: BTreeMap<PathBuf, Vec<FeedbackDiagnostic>>,
+    /// A hash of the text each `known` entry was computed for: an entry whose file has changed
+    /// since (an undo, the user's own edit) is stale and is fetched again.
+    known_text: HashMap<PathBuf, u64>,
     /// Failing calls of this turn by (tool, arguments), cleared when a change succeeds.
     failures: HashMap<(String, String), u32>,
     /// Mutating steps so far (the snapshot store's step number).
@@ -622,7 +626,7 @@ impl Session {
             Ok(args) => args,
             Err(error) => return Some(Err(format!("arguments are not valid JSON: {error}"))),
         };
-        let subjects = match tool.subjects(&args, &self.workspace) {
+        let mut subjects = match tool.subjects(&args, &self.workspace) {
             Ok(subjects) => subjects,
             Err(error) => return Some(Err(error.to_string())),
         };
@@ -645,6 +649,14 @@ impl Session {
         } else {
             None
         };
+        // The policy judges every file the edits touch, not only the ones the arguments
+        // name (a rename reaches files the model never mentioned).
+        for edit in prepared.iter().flat_map(|(edits, _)| edits) {
+            let path = self.workspace.relative(&edit.path);
+            if !subjects.contains(&path) {
+                subjects.push(path);
+            }
+        }
         let summary = match &prepared {
             Some((edits, _)) => cap(&self.diff(edits), MAX_APPROVAL_DIFF),
             None => format!("{} {}", call.name, subjects.join(" ")),
@@ -790,13 +802,18 @@ impl Session {
             }
         }
         let paths: Vec<PathBuf> = edits.iter().map(|edit| edit.path.clone()).collect();
-        // The "before" of files the session has not seen yet; a new file has none.
+        // The "before" of files the session has not seen as they are now; a new file has none.
         let mut unseen = Vec::new();
-        for path in &paths {
-            if self.known.contains_key(path) {
+        for edit in &edits {
+            let path = &edit.path;
+            if self.known.contains_key(path)
+                && self.known_text.get(path) == Some(&text_hash(edit.before.as_deref()))
+            {
                 continue;
             }
-            if self.workspace.exists(path) {
+            self.known_text
+                .insert(path.clone(), text_hash(edit.before.as_deref()));
+            if edit.before.is_some() {
                 unseen.push(path.clone());
             } else {
                 self.known.insert(path.clone(), Vec::new());
@@ -866,6 +883,10 @@ impl Session {
             self.known
                 .insert(file.path.clone(), file.diagnostics.clone());
         }
+        for edit in edits {
+            self.known_text
+                .insert(edit.path.clone(), text_hash(Some(&edit.after)));
+        }
         self.emit(AgentEvent::DiagnosticsChanged {
             introduced: delta.introduced.clone(),
             fixed: delta.fixed.clone(),
@@ -919,8 +940,9 @@ fn push_user(history: &mut Vec<Message>, mut parts: Vec<ContentPart>) {
 }
 
 /// Blocking: pre-images, every file written (atomically each), post-images. A failed write
-/// puts back the files already written and abandons the change.
-fn write_with_snapshot(
+/// puts back the files already written and abandons the change. (`tack mcp` edits through
+/// it too.)
+pub(crate) fn write_with_snapshot(
     store: &SnapshotStore,
     session: &str,
     step: u32,
@@ -1006,4 +1028,12 @@ fn cap(text: &str, max: usize) -> String {
         cut -= 1;
     }
     format!("{}…", &text[..cut])
+}
+
+/// The hash `Session::known_text` keeps of a file's text (`None`: the file does not exist).
+fn text_hash(text: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }

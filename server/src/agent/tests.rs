@@ -984,3 +984,170 @@ async fn a_filling_context_window_is_compacted_keeping_the_user_requests_verbati
     );
     assert!(user.contains("SUMMARY: a.txt says hello tack"), "{user}");
 }
+
+/// Answers `textDocument/rename` with the edit a C server gives for renaming `load` (declared
+/// in `lib.h`, called in `main.c` and `vendor/use.c`), as `documentChanges`.
+struct RenameFeedback {
+    root: PathBuf,
+}
+
+impl LanguageFeedback for RenameFeedback {
+    fn buffer_text(&self, _path: &Path) -> Option<String> {
+        None
+    }
+    fn file_changed<'a>(&'a self, _path: &'a Path, _text: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+    fn fresh_diagnostics<'a>(
+        &'a self,
+        paths: &'a [PathBuf],
+        _deadline: Instant,
+    ) -> BoxFuture<'a, FeedbackReport> {
+        let report = ScriptedFeedback::new(true).report(paths);
+        Box::pin(async move { report })
+    }
+    fn known_diagnostics(&self) -> FeedbackReport {
+        FeedbackReport::default()
+    }
+    fn request<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, String>> {
+        let uri = |path: &str| {
+            url::Url::from_file_path(self.root.join(path))
+                .unwrap()
+                .to_string()
+        };
+        let at = |line: u32, character: u32, text: &str| {
+            json!({"range": {"start": {"line": line, "character": character},
+                             "end": {"line": line, "character": character + 4}}, "newText": text})
+        };
+        let new_name = params["newName"].as_str().unwrap_or_default().to_owned();
+        let answer = (method == "textDocument/rename").then(|| {
+            json!({"documentChanges": [
+                {"textDocument": {"uri": uri("lib.h"), "version": null}, "edits": [at(0, 4, &new_name)]},
+                {"textDocument": {"uri": uri("main.c"), "version": null},
+                 "edits": [at(1, 24, &new_name), at(1, 33, &new_name)]},
+                {"textDocument": {"uri": uri("vendor/use.c"), "version": null}, "edits": [at(0, 24, &new_name)]},
+            ]})
+        });
+        Box::pin(async move { answer.ok_or_else(|| format!("{method} is not scripted")) })
+    }
+}
+
+#[tokio::test]
+async fn rename_edits_every_file_the_server_names_and_the_policy_judges_each_of_them() {
+    const LIB_H: &str = "int load(void);\n";
+    const MAIN_C: &str = "#include \"lib.h\"\nint main(void) { return load() + load(); }\n";
+    const USE_C: &str = "int used(void) { return load(); }\n";
+    let files = [
+        ("lib.h", LIB_H),
+        ("main.c", MAIN_C),
+        ("vendor/use.c", USE_C),
+    ];
+    let rename = json!({"path": "main.c", "line": 2, "symbol": "load", "new_name": "from_path"});
+
+    // A policy that keeps the agent out of vendor/: the rename reaches it, so it is denied.
+    let permissions: toml::Value =
+        toml::from_str("rename = { \"vendor/**\" = \"deny\", \"*\" = \"allow\" }\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feedback = Arc::new(RenameFeedback {
+        root: dir.path().canonicalize().unwrap(),
+    });
+    let mut h = start_in(dir, &files, feedback, |c, _| {
+        c.permissions = Permissions::from_config(Some(&permissions)).unwrap();
+    })
+    .await;
+    h.server
+        .push(calls(vec![tool("c1", "rename", rename.clone())]));
+    h.server.push(says("could not"));
+    h.turn("rename load").await;
+    assert_eq!(h.read("vendor/use.c"), USE_C);
+    assert_eq!(h.read("main.c"), MAIN_C);
+    let (_, requests) = h.finish().await;
+    assert_eq!(
+        tool_result(&requests[1], "c1"),
+        "rename is denied by the permission policy."
+    );
+
+    // Allowed: every file changes in one snapshotted step, which one undo takes back.
+    let dir = tempfile::tempdir().unwrap();
+    let feedback = Arc::new(RenameFeedback {
+        root: dir.path().canonicalize().unwrap(),
+    });
+    let mut h = start_in(dir, &files, feedback, |c, _| {
+        c.permissions = Permissions::default().assume_yes();
+    })
+    .await;
+    h.server.push(calls(vec![tool("c1", "rename", rename)]));
+    h.server.push(says("renamed"));
+    let events = h.turn("rename load").await;
+    assert_eq!(h.read("lib.h"), "int from_path(void);\n");
+    assert_eq!(
+        h.read("main.c"),
+        "#include \"lib.h\"\nint main(void) { return from_path() + from_path(); }\n"
+    );
+    assert_eq!(
+        h.read("vendor/use.c"),
+        "int used(void) { return from_path(); }\n"
+    );
+    let applied: Vec<&Vec<String>> = events
+        .iter()
+        .filter_map(|e| match e {
+            AgentEvent::EditApplied { paths, .. } => Some(paths),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(applied.len(), 1);
+    assert_eq!(applied[0].len(), 3, "{applied:?}");
+    let store = h.store.clone();
+    let _folders = (h.workspace.clone(), h.data.clone());
+    let (_, requests) = h.finish().await;
+    assert!(
+        tool_result(&requests[1], "c1")
+            .starts_with("Renamed \"load\" to \"from_path\": 4 occurrence(s) in 3 file(s)."),
+        "{}",
+        tool_result(&requests[1], "c1")
+    );
+    let plan = store.undo(SESSION, &no_overlay).unwrap();
+    store.apply(&plan).unwrap();
+    for (path, text) in files {
+        assert_eq!(
+            std::fs::read_to_string(store.workspace_root().join(path)).unwrap(),
+            text
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_edit_after_the_file_changed_behind_the_agent_compares_with_its_text_now() {
+    let feedback = Arc::new(ScriptedFeedback::new(true));
+    let mut h = start(&[("main.c", MAIN_C)], feedback, |c, _| {
+        c.permissions = Permissions::default().assume_yes();
+    })
+    .await;
+    h.server.push(calls(vec![tool(
+        "c1",
+        "edit",
+        json!({"path": "main.c", "old": "add(1, 2)", "new": format!("add(1, {BROKEN})")}),
+    )]));
+    h.server.push(says("broke it"));
+    h.turn("first").await;
+    // Undone behind the agent's back (`tack undo`, or the user): the error is gone.
+    std::fs::write(h.path("main.c"), MAIN_C).unwrap();
+    h.server.push(calls(vec![tool(
+        "c2",
+        "edit",
+        json!({"path": "main.c", "old": "return a + b;", "new": "return b + a;"}),
+    )]));
+    h.server.push(says("done"));
+    h.turn("second").await;
+    let _folders = (h.workspace.clone(), h.data.clone());
+    let (_, requests) = h.finish().await;
+    let second = tool_result(&requests[3], "c2");
+    assert!(
+        second.contains("0 error(s) introduced, 0 fixed"),
+        "the edit was credited with fixing an error it never saw:\n{second}"
+    );
+}

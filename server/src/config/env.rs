@@ -69,8 +69,8 @@ fn resolve_segments(segments: &[&str], lower: &Table) -> Vec<String> {
     for segment in segments {
         let wanted = normalize(segment);
         let existing = level.and_then(|table| table.keys().find(|key| normalize(key) == wanted));
-        let names_a_variable =
-            matches!(path.as_slice(), [servers, _, env] if servers == "servers" && env == "env");
+        let names_a_variable = matches!(path.as_slice(), [servers, _, env] if servers == "servers" && env == "env")
+            || matches!(path.as_slice(), [mcp, _, env] if mcp == "mcp" && env == "env");
         let key = match existing {
             Some(existing) => existing.clone(),
             None if names_a_variable => (*segment).to_owned(),

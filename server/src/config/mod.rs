@@ -29,9 +29,12 @@
 //!   `languages`.
 //! - `[languages.<id>]`: `extensions` (without the dot) and `filenames`, mapping files to LSP
 //!   language ids.
+//! - `[mcp.<name>]`: an MCP server whose tools the agent gets: `command`, `args`, `env`, `cwd`
+//!   (stdio) or `url`, `headers` (streamable HTTP), `enabled`, `tools`,
+//!   `startup_timeout_secs`, `tool_timeout_secs` (see `crate::mcp::config`).
 //! - Sections owned by other modules pass through unchecked except for their own type, kept
 //!   raw in [`Config::sections`]: `model` (a string), and the tables `providers`, `agent`,
-//!   `snapshots`, `context`, `ledger`, `mcp`, `permissions`, `editor`.
+//!   `snapshots`, `context`, `ledger`, `permissions`, `editor`.
 
 mod detect;
 mod env;

@@ -16,6 +16,8 @@ pub(super) enum Kind {
     StringTable,
     /// A table of anything (`settings`, and the sections owned by other modules).
     Table,
+    /// An integer or a float (`tool_timeout_secs`).
+    Number,
 }
 
 impl Kind {
@@ -26,6 +28,7 @@ impl Kind {
             Kind::StringList => "an array of strings",
             Kind::StringTable => "a table of strings",
             Kind::Table => "a table",
+            Kind::Number => "a number",
         }
     }
 
@@ -37,6 +40,7 @@ impl Kind {
                 .as_array()
                 .is_some_and(|items| items.iter().all(Value::is_str)),
             Kind::StringTable | Kind::Table => value.is_table(),
+            Kind::Number => value.is_integer() || value.is_float(),
         }
     }
 }
@@ -61,6 +65,21 @@ pub(super) const LANGUAGE_FIELDS: &[(&str, Kind)] = &[
     ("filenames", Kind::StringList),
 ];
 
+/// Fields of one `[mcp.<name>]` table (an MCP server whose tools the agent gets; see
+/// `crate::mcp::config`).
+pub(super) const MCP_FIELDS: &[(&str, Kind)] = &[
+    ("command", Kind::String),
+    ("args", Kind::StringList),
+    ("env", Kind::StringTable),
+    ("cwd", Kind::String),
+    ("url", Kind::String),
+    ("headers", Kind::StringTable),
+    ("enabled", Kind::Bool),
+    ("tools", Kind::StringList),
+    ("startup_timeout_secs", Kind::Number),
+    ("tool_timeout_secs", Kind::Number),
+];
+
 /// Top-level sections owned by other modules: checked only for their own type, kept raw.
 pub(super) const PASS_THROUGH_SECTIONS: &[(&str, Kind)] = &[
     ("model", Kind::String),
@@ -76,6 +95,7 @@ pub(super) const PASS_THROUGH_SECTIONS: &[(&str, Kind)] = &[
 
 const SERVERS: &str = "servers";
 const LANGUAGES: &str = "languages";
+const MCP: &str = "mcp";
 
 /// The type expected at `path` (segments from the top level), when the schema fixes one.
 /// Paths inside free-form tables (`settings`, pass-through sections) have none.
@@ -85,6 +105,10 @@ pub(super) fn expected_kind(path: &[String]) -> Option<Kind> {
         [table, _, field] if table == SERVERS => kind_of(SERVER_FIELDS, field),
         [table, _, field] if table == LANGUAGES => kind_of(LANGUAGE_FIELDS, field),
         [table, _, field, _] if table == SERVERS && field == "env" => Some(Kind::String),
+        [table, _, field] if table == MCP => kind_of(MCP_FIELDS, field),
+        [table, _, field, _] if table == MCP && (field == "env" || field == "headers") => {
+            Some(Kind::String)
+        }
         _ => None,
     }
 }
@@ -124,6 +148,15 @@ pub(super) fn clean_layer(
                     cleaned.insert(key, Value::Table(entries));
                 }
             }
+            MCP => match value {
+                Value::Table(entries) => {
+                    let entries = check.named_tables(MCP, MCP_FIELDS, entries);
+                    if !entries.is_empty() {
+                        cleaned.insert(key, Value::Table(entries));
+                    }
+                }
+                other => check.wrong_type(&[&key], Kind::Table, &other),
+            },
             _ => match kind_of(PASS_THROUGH_SECTIONS, &key) {
                 Some(kind) if kind.accepts(&value) => {
                     cleaned.insert(key, value);

@@ -169,7 +169,7 @@ fn sections_of_other_modules_pass_through_without_warnings() {
         "model = \"anthropic/claude\"\n\
          [providers.local]\nbase_url = \"http://localhost:11434\"\nanything = [1, 2]\n\
          [agent]\nwhatever = 1\n[snapshots]\nx = 1\n[context]\nbudget = 8000\n\
-         [ledger]\ndir = \"/tmp\"\n[mcp.servers.fs]\ncommand = \"fs\"\n\
+         [ledger]\ndir = \"/tmp\"\n[mcp.fs]\ncommand = \"fs\"\n\
          [permissions]\nedit = \"ask\"\n",
     );
     let loaded = Config::load(&fixture.sources());

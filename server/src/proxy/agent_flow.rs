@@ -52,6 +52,9 @@ pub enum SurfaceEvent {
     SessionStarted { model: String },
     /// The session task ended; `error` says why when it could not run.
     SessionEnded { error: Option<String> },
+    /// Something the user should know that does not stop the session (an MCP server that
+    /// failed to start): shown as a warning message.
+    Warning { message: String },
 }
 
 /// A request tack itself sent the editor, waiting for its answer.
@@ -289,6 +292,7 @@ impl Proxy {
                     agent.model_label = Some(model);
                 }
             }
+            SurfaceEvent::Warning { message } => self.show_message(2, format!("tack: {message}")),
             SurfaceEvent::SessionEnded { error } => {
                 if let Some(agent) = &mut self.agent {
                     agent.submissions = None;
@@ -309,10 +313,23 @@ impl Proxy {
         params: Value,
         reply: oneshot::Sender<Result<Value, String>>,
     ) {
-        let Some(agent) = &mut self.agent else {
+        if self.agent.is_none() {
             let _ = reply.send(Err("no agent session".to_owned()));
             return;
-        };
+        }
+        // Servers such as clangd answer only for open documents: a file neither the editor
+        // nor the run has open is shown to them with its disk text, until the run ends.
+        if let Some(uri) = params.pointer("/textDocument/uri").and_then(Value::as_str)
+            && self.documents.get(uri).is_none()
+            && !self.is_drafted(uri)
+            && let Some(path) = url::Url::parse(uri)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+            && let Ok(text) = std::fs::read_to_string(&path)
+        {
+            self.show_draft(&path, &text);
+        }
+        let Some(agent) = &mut self.agent else { return };
         let id = RequestId::String(format!("tack/agent/{}", agent.next_request));
         agent.next_request += 1;
         agent.replies.insert(id.clone(), reply);
@@ -1670,7 +1687,7 @@ impl Proxy {
     }
 
     /// A request whose answer does not matter (showDocument).
-    fn notify_editor_request(&mut self, method: &str, params: &Value) {
+    pub(super) fn notify_editor_request(&mut self, method: &str, params: &Value) {
         let id = RequestId::Number(self.next_editor_bound_id);
         self.next_editor_bound_id += 1;
         if let Ok(params) = serde_json::value::to_raw_value(params) {

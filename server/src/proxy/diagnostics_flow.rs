@@ -51,7 +51,7 @@ impl Proxy {
             // run ends.
             return;
         }
-        let mut diagnostics = self.diagnostics.merged_raw(uri);
+        let mut diagnostics = self.editor_facing_diagnostics(uri);
         diagnostics.extend(self.proposal_diagnostics(uri));
         let mut params = json!({ "uri": uri, "diagnostics": diagnostics });
         if let Some(version) = version {
@@ -188,12 +188,12 @@ impl Proxy {
     /// The editor pulled anyway (tack does not advertise pull): answer with the merged set.
     pub(super) fn on_pull_diagnostic_request(&mut self, request: Request) {
         let uri = super::routing::document_uri(request.params.as_deref()).unwrap_or_default();
-        let items = self.diagnostics.merged_raw(&uri);
+        let items = self.editor_facing_diagnostics(&uri);
         self.respond_value(request.id, &json!({ "kind": "full", "items": items }));
     }
 }
 
-fn parse_diagnostics(server: &ServerId, raw: Vec<Value>) -> Vec<Diagnostic> {
+pub(super) fn parse_diagnostics(server: &ServerId, raw: Vec<Value>) -> Vec<Diagnostic> {
     raw.into_iter()
         .filter_map(|value| match Diagnostic::from_raw(value) {
             Ok(diagnostic) => Some(diagnostic),

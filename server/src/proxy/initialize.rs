@@ -91,7 +91,11 @@ impl Proxy {
                 .clone()
         };
         let which = std::cell::RefCell::new(which);
-        let languages: Vec<String> = self.config.languages.keys().cloned().collect();
+        let companion = self.checked_companion_languages();
+        let languages: Vec<String> = (self.config.languages.keys())
+            .filter(|language| !companion.contains(*language))
+            .cloned()
+            .collect();
         for language in languages {
             let servers = self
                 .config
@@ -237,6 +241,8 @@ impl Proxy {
         self.pull_all_open(server);
         if self.initializing.remove(server) && self.initializing.is_empty() {
             self.finish_initialize();
+        } else if self.lifecycle == Lifecycle::Running {
+            self.announce_late_server(server);
         }
     }
 

@@ -228,7 +228,7 @@ impl Proxy {
 
     /// Refreshes the routing facts the handle exposes.
     pub(super) fn publish_routing(&self) {
-        let servers = self
+        let mut servers: BTreeMap<String, Vec<ServerId>> = self
             .language_servers
             .iter()
             .map(|(language, ids)| {
@@ -247,6 +247,7 @@ impl Proxy {
                 (language.clone(), live)
             })
             .collect();
+        self.add_companion_routing(&mut servers);
         if let Ok(mut view) = self.routing.write() {
             view.config = Some(self.config.clone());
             view.servers = servers;
@@ -444,6 +445,7 @@ impl Proxy {
             "textDocument/willSave" => self.on_will_save(notification),
             "$/cancelRequest" => self.on_editor_cancel(notification),
             "window/workDoneProgress/cancel" => self.on_progress_cancel(notification),
+            super::companion::EDITOR_DIAGNOSTICS => self.on_editor_diagnostics(notification),
             _ => self.forward_editor_notification(notification),
         }
         Flow::Continue

@@ -8,16 +8,19 @@
 //! - [`forward`], [`from_child`]: everything tack passes through, with ids mapped;
 //! - [`routing`], [`merge`], [`capabilities`]: pure decisions over JSON;
 //! - [`agent_flow`]: the agent in the editor (code actions, commands, proposals, undo);
+//! - [`companion`]: companion mode (the editor's own servers, their diagnostics reported to tack);
 //! - [`child`]: one child process; [`listen`]: loopback TCP and Unix socket serving.
 
 mod agent_flow;
 pub mod capabilities;
 pub mod child;
 mod context_flow;
+pub mod companion;
 mod diagnostics_flow;
 mod forward;
 mod from_child;
 mod initialize;
+mod late_servers;
 mod lifecycle;
 pub mod listen;
 pub mod main_loop;

@@ -158,7 +158,16 @@ pub fn diff(store: &SnapshotStore, change: u32) -> Result<String, SnapshotError>
 
 /// `tack undo [N]`: undo the latest change, or change N and every change after it.
 pub fn undo(store: &SnapshotStore, change: Option<u32>) -> Result<String, SnapshotError> {
-    let session = latest_session(store)?;
+    undo_in(store, &latest_session(store)?, change)
+}
+
+/// [`undo`] in a named session.
+pub fn undo_in(
+    store: &SnapshotStore,
+    session: &str,
+    change: Option<u32>,
+) -> Result<String, SnapshotError> {
+    let session = session.to_owned();
     let plan = match change {
         None => store.undo(&session, &no_overlay)?,
         Some(n) => {
@@ -177,8 +186,12 @@ pub fn undo(store: &SnapshotStore, change: Option<u32>) -> Result<String, Snapsh
 
 /// `tack redo`: redo the most recently undone change.
 pub fn redo(store: &SnapshotStore) -> Result<String, SnapshotError> {
-    let session = latest_session(store)?;
-    let plan = store.redo(&session, &no_overlay)?;
+    redo_in(store, &latest_session(store)?)
+}
+
+/// [`redo`] in a named session.
+pub fn redo_in(store: &SnapshotStore, session: &str) -> Result<String, SnapshotError> {
+    let plan = store.redo(session, &no_overlay)?;
     apply(store, &plan, "redo")
 }
 

@@ -139,10 +139,15 @@ impl LanguageFeedback for EditorFeedback {
                         }
                     },
                 };
+                let editor_text_is_current =
+                    self.drafts.text(path).is_none() && self.open_buffer(path).is_some();
                 wanted.push(FreshnessWant {
                     uri,
                     min_version: version,
-                    servers: self.proxy.servers_for(path),
+                    servers: crate::proxy::companion::servers_to_wait_for(
+                        self.proxy.servers_for(path),
+                        editor_text_is_current,
+                    ),
                 });
             }
             let report = diagnostics

@@ -1,7 +1,8 @@
 //! Starting the agent session of one editor connection: the model (resolved when the first
 //! run starts, so a missing provider is reported to the user then, by name), the tools
 //! (everything but `run_command`: a run's edits are drafts, which a shell would not see), the
-//! permissions, and the relay of the session's events into the proxy's main loop.
+//! permissions, the MCP servers' tools (a server that fails is shown as a warning), and the
+//! relay of the session's events into the proxy's main loop.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,6 +77,17 @@ async fn session(
     config.permissions = permissions;
     config.tools.remove("run_command");
     config.drafts = Some(setup.drafts.clone());
+    // MCP servers start with the session (the first run), not with the editor connection.
+    let mcp = crate::mcp::McpClients::for_workspace(&setup.config, &setup.root);
+    let mcp_start = mcp.start().await;
+    for message in mcp_start.problems() {
+        let _ = setup
+            .events
+            .send(Event::Surface(SurfaceEvent::Warning { message }));
+    }
+    for tool in mcp_start.tools {
+        config.tools.register(tool);
+    }
     let feedback = Arc::new(EditorFeedback::new(
         setup.events.clone(),
         setup.proxy,
@@ -100,6 +112,7 @@ async fn session(
     });
     let outcome = run_session(config, submissions, events_tx, feedback).await;
     let _ = relay.await;
+    mcp.shutdown().await;
     match outcome.error {
         Some(error) => Err(error),
         None => Ok(()),

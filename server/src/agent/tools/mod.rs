@@ -12,6 +12,7 @@ mod grep;
 mod list;
 mod navigate;
 mod read;
+mod rename;
 mod run_command;
 mod write;
 
@@ -123,9 +124,9 @@ pub type ToolFuture = BoxFuture<'static, Result<ToolOutput, ToolError>>;
 
 /// One tool. Implementations are stateless; state lives in the [`ToolContext`].
 pub trait Tool: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// One line for the model.
-    fn description(&self) -> &'static str;
+    fn description(&self) -> &str;
     /// The JSON schema of the arguments object.
     fn parameters(&self) -> Value;
     fn effect(&self) -> Effect;
@@ -138,8 +139,8 @@ pub trait Tool: Send + Sync {
 /// The tools by name, in the order the model sees them.
 #[derive(Clone)]
 pub struct ToolRegistry {
-    tools: BTreeMap<&'static str, Arc<dyn Tool>>,
-    order: Vec<&'static str>,
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+    order: Vec<String>,
 }
 
 impl std::fmt::Debug for ToolRegistry {
@@ -164,6 +165,7 @@ impl Default for ToolRegistry {
         for kind in navigate::Navigation::ALL {
             registry.register(Arc::new(kind));
         }
+        registry.register(Arc::new(rename::Rename));
         registry.register(Arc::new(run_command::RunCommand));
         registry
     }
@@ -172,8 +174,8 @@ impl Default for ToolRegistry {
 impl ToolRegistry {
     /// Adds (or replaces) a tool.
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        let name = tool.name();
-        if self.tools.insert(name, tool).is_none() {
+        let name = tool.name().to_owned();
+        if self.tools.insert(name.clone(), tool).is_none() {
             self.order.push(name);
         }
     }
@@ -193,7 +195,7 @@ impl ToolRegistry {
             .is_some_and(|tool| tool.effect() != Effect::ReadOnly)
     }
 
-    pub fn names(&self) -> &[&'static str] {
+    pub fn names(&self) -> &[String] {
         &self.order
     }
 
@@ -297,6 +299,7 @@ pub(crate) mod tests {
         }
         assert!(registry.is_mutating("edit"));
         assert!(registry.is_mutating("write"));
+        assert!(registry.is_mutating("rename"));
         assert!(registry.is_mutating("run_command"));
         assert!(!registry.is_mutating("read"));
         assert!(!registry.is_mutating("grep"));

@@ -171,14 +171,14 @@ impl Tool for Navigation {
     }
 }
 
-fn file_uri(path: &Path) -> Result<String, ToolError> {
+pub(super) fn file_uri(path: &Path) -> Result<String, ToolError> {
     url::Url::from_file_path(path)
         .map(String::from)
         .map_err(|()| ToolError::Failed(format!("{} has no file URI", path.display())))
 }
 
 /// The UTF-16 column of the first `symbol` on 1-based `line`.
-fn utf16_column(text: &str, line: u32, symbol: &str) -> Option<usize> {
+pub(super) fn utf16_column(text: &str, line: u32, symbol: &str) -> Option<usize> {
     let line_text = text
         .lines()
         .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
