@@ -3,8 +3,8 @@
 // Tests may unwrap: a failed unwrap is a failed test with its reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod context;
 mod companion;
+mod context;
 mod e2e;
 mod fake_lsp_selftest;
 mod headless;

@@ -14,8 +14,8 @@
 mod agent_flow;
 pub mod capabilities;
 pub mod child;
-mod context_flow;
 pub mod companion;
+mod context_flow;
 mod diagnostics_flow;
 mod forward;
 mod from_child;
