@@ -601,3 +601,67 @@ async fn an_editor_run_sends_the_model_the_assembled_context_with_definitions_fr
     assert!(user.contains("<repo_map reason="), "{user}");
     client.shutdown_and_exit().await;
 }
+
+/// A cancel while the context is still being assembled (the language server is slow to
+/// give a definition) cancels the run, and the model is never asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_the_context_is_assembled_cancels_the_run_before_the_model_is_asked() {
+    use crate::support::fake_model::FakeModelServer;
+    use crate::support::{TestClient, fake_lsp_path, file_uri};
+    use serde_json::json;
+    let model = FakeModelServer::start().await.unwrap();
+    let workspace = Workspace::new();
+    let servers = format!(
+        "\n[context]\nlsp_timeout_ms = 60000\n\n[servers.pyright]\nenabled = false\n\n[servers.pylsp]\nenabled = false\n\n\
+         [servers.slow]\ncommand = {:?}\nargs = [\"--name\", \"slow\", \"--definition-delay-ms\", \"60000\"]\nlanguages = [\"python\"]\n",
+        fake_lsp_path().display().to_string()
+    );
+    workspace.write("tack.toml", &fake_model_toml(&model, &servers));
+    workspace.write("util.py", "def helper(value):\n    return value * 2\n");
+    let main_text =
+        "from util import helper\n\n\ndef compute(start):\n    return helper(start) + 1\n";
+    let main = workspace.write("main.py", main_text);
+    let home = workspace.path(".home").display().to_string();
+    let env = [
+        ("XDG_CONFIG_HOME", home.as_str()),
+        ("XDG_DATA_HOME", home.as_str()),
+        ("XDG_STATE_HOME", home.as_str()),
+        ("XDG_CACHE_HOME", home.as_str()),
+    ];
+    let client = TestClient::spawn(&tack_path(), &["lsp"], &workspace.root(), &env);
+    let mut params = TestClient::initialize_params(&workspace.root(), None);
+    params["capabilities"]["experimental"] = json!({ "tack": { "transcript": true } });
+    client.request("initialize", params).await.unwrap();
+    client.notify("initialized", json!({}));
+    client.did_open(&main, "python", main_text);
+    let uri = file_uri(&main);
+    client
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "tack.explain", "arguments": [{
+                "uri": uri,
+                "range": { "start": { "line": 4, "character": 0 }, "end": { "line": 4, "character": 10 } },
+            }] }),
+        )
+        .await
+        .unwrap();
+    // The definition request is out; the run waits for it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    client
+        .request(
+            "workspace/executeCommand",
+            json!({ "command": "tack.cancel", "arguments": [{}] }),
+        )
+        .await
+        .unwrap();
+    let done = client
+        .wait_notification(
+            "tack/transcript",
+            |p| p["event"]["type"] == "turn_done",
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(done["event"]["end"], "cancelled", "{done}");
+    assert!(model.requests().is_empty(), "the model was asked");
+    client.shutdown_and_exit().await;
+}
