@@ -113,6 +113,7 @@ fn the_index_follows_a_changed_added_and_removed_file() {
     workspace.write("b.py", "def beta():\n    return 1\n");
     workspace.write("ignored/c.py", "def gamma():\n    pass\n");
     workspace.write(".gitignore", "ignored/\n");
+    workspace.write("__pycache__/e.py", "def epsilon():\n    pass\n");
     workspace.write("big.py", &"x = 1\n".repeat(10));
     let root = workspace.root().canonicalize().unwrap();
     let mut options = MapOptions::in_memory();

@@ -12,7 +12,8 @@
 //! lines (with the lines of the definitions around them), file by file, as many as fit.
 //! Focus files are left out: their text is in the context already.
 //!
-//! Building: the walk honours `.gitignore`, `.ignore` and hidden files (the `ignore` crate);
+//! Building: the walk honours `.gitignore`, `.ignore` and hidden files (the `ignore` crate),
+//! and skips `__pycache__` folders;
 //! files are parsed in parallel, one parser per thread; files larger than
 //! [`MapOptions::max_file_bytes`] (generated code, data) are not parsed. The tags cache
 //! ([`TagCache`]) makes a build after the first one a walk and a stat per file. One changed
@@ -690,6 +691,8 @@ fn walk(root: &Path, threads: usize) -> Vec<(String, Language, FileStamp)> {
     ignore::WalkBuilder::new(root)
         .require_git(false)
         .threads(threads.max(1))
+        // Compiled bytecode only (often most of a Python tree's files): never source.
+        .filter_entry(|entry| entry.file_name() != "__pycache__")
         .build_parallel()
         .run(|| {
             Box::new(|entry| {
