@@ -5,6 +5,7 @@
 
 mod acp;
 mod companion;
+mod context;
 mod e2e;
 mod fake_lsp_selftest;
 mod headless;

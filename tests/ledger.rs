@@ -28,7 +28,7 @@ fn stdout_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn ledger_files(workspace: &Workspace) -> Vec<std::path::PathBuf> {
+pub fn ledger_files(workspace: &Workspace) -> Vec<std::path::PathBuf> {
     let dir = workspace.path(".home/tack/ledger");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -38,7 +38,7 @@ fn ledger_files(workspace: &Workspace) -> Vec<std::path::PathBuf> {
     files
 }
 
-fn lines_of(path: &Path) -> Vec<Value> {
+pub fn lines_of(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()

@@ -587,7 +587,7 @@ async fn tack_mcp_serves_clangd_diagnostics_navigation_and_undoable_edits() {
         .collect();
     assert_eq!(
         names.join(" "),
-        "diagnostics definition references hover symbols edit write undo redo"
+        "context diagnostics definition references hover symbols edit write undo redo"
     );
 
     // Asked not to wait, clangd has not answered yet: incomplete, never clean.
@@ -654,6 +654,25 @@ async fn tack_mcp_serves_clangd_diagnostics_navigation_and_undoable_edits() {
         references.contains("main.c:1:") && references.contains("main.c:2:"),
         "{references}"
     );
+    // The context tack's own agent would get for line 2: the definition it uses (found by
+    // clangd), and each item's reason.
+    let context = mcp
+        .ok(
+            "context",
+            json!({ "path": "main.c", "start_line": 2, "task": "explain main" }),
+        )
+        .await;
+    assert!(context.contains("explain main"), "{context}");
+    assert!(context.contains("- definition ("), "{context}");
+    assert!(
+        context.contains("found by the language server"),
+        "{context}"
+    );
+    assert!(context.contains("int add(int a, int b)"), "{context}");
+    let outside = mcp
+        .call("context", json!({ "path": "../elsewhere.c" }))
+        .await;
+    assert_eq!(outside.is_error, Some(true), "{outside:?}");
     let symbols = mcp.ok("symbols", json!({ "path": "main.c" })).await;
     assert!(
         symbols.contains("main.c:1: function add") && symbols.contains("main.c:2: function main"),

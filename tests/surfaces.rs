@@ -497,6 +497,11 @@ async fn cancelling_the_progress_stops_the_run_without_a_proposal() {
             WAIT,
         )
         .await;
+    // The turn starts once its context is assembled: cancel while the model streams.
+    let asked = tokio::time::Instant::now() + WAIT;
+    while session.model.requests().is_empty() && tokio::time::Instant::now() < asked {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     session
         .client
         .notify("window/workDoneProgress/cancel", json!({ "token": token }));

@@ -6,6 +6,7 @@
 pub mod acp;
 pub mod agent;
 pub mod config;
+pub mod context;
 pub mod diagnostics;
 pub mod doctor;
 pub mod documents;
@@ -21,3 +22,4 @@ pub mod run;
 pub mod server_id;
 pub mod snapshots;
 pub mod surfaces;
+pub mod syntax;

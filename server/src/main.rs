@@ -142,6 +142,30 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 120)]
         pulsetime: u64,
     },
+    /// Print the context the model would get for a request at FILE[:LINE[-LAST]]: each item
+    /// with its reason and token estimate.
+    Context {
+        /// The place: a file, `file:line` or `file:first-last` (lines count from 1).
+        target: String,
+        /// The workspace folder (default: the current folder).
+        #[arg(long, short = 'C', value_name = "FOLDER", default_value = ".")]
+        folder: std::path::PathBuf,
+        /// fix, fix-file, explain, refactor, ask or instruction.
+        #[arg(long)]
+        intent: Option<String>,
+        /// The request text (default: a placeholder).
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Tokens for the whole context (default: `[context] budget`).
+        #[arg(long, value_name = "TOKENS")]
+        budget: Option<usize>,
+        /// One JSON object per item (kind, uri, range, reason, tokens, content_hash, text).
+        #[arg(long)]
+        json: bool,
+        /// The text exactly as the model gets it (no headings of tack's).
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+    },
     /// Serve tack's language intelligence (diagnostics, navigation, snapshot-backed edits
     /// with undo/redo) over MCP on stdio, for Claude Code, Codex, OpenCode or any MCP client.
     Mcp {
@@ -221,6 +245,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Some(result) = run_ledger_command(&cli.command) {
         write_stdout(&result?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Context {
+        target,
+        folder,
+        intent,
+        prompt,
+        budget,
+        json,
+        raw,
+    } = &cli.command
+    {
+        let options = tack::context::cli::ContextOptions {
+            target: target.clone(),
+            folder: folder.clone(),
+            intent: intent.clone(),
+            prompt: prompt.clone(),
+            budget: *budget,
+            json: *json,
+            raw: *raw,
+        };
+        write_stdout(&tack::context::cli::run(&options)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(result) = run_snapshot_command(&cli.command) {
@@ -325,6 +371,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { .. }
+        | Command::Context { .. }
         | Command::HelixConfig { .. }
         | Command::Snapshots { .. }
         | Command::Undo { .. }

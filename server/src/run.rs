@@ -115,6 +115,12 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
     session.client = client;
     session.front_end = "tack run".to_owned();
     session.permissions = permissions;
+    let (context, context_warnings) =
+        crate::context::ContextSettings::from_config(config.section("context"));
+    for warning in context_warnings {
+        eprintln_line(&format!("tack: {warning}"));
+    }
+    session.repo_map_tokens = context.repo_map_tokens;
     for tool in mcp_start.tools {
         session.tools.register(tool);
     }
@@ -133,6 +139,7 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
     let _ = submissions_tx
         .send(Submission::UserTurn {
             text: options.task.clone(),
+            context: Vec::new(),
         })
         .await;
     if !options.json {

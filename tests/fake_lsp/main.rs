@@ -66,6 +66,10 @@ struct Flags {
     /// Log every message received to stderr.
     #[arg(long)]
     verbose: bool,
+    /// Answer `textDocument/definition` only after this many milliseconds (other messages
+    /// are handled meanwhile).
+    #[arg(long, default_value_t = 0)]
+    definition_delay_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -329,6 +333,18 @@ impl Server {
                 let mut item = params.clone();
                 item["detail"] = json!(format!("resolved by {name}"));
                 Ok(item)
+            }
+            "textDocument/definition" if self.flags.definition_delay_ms > 0 => {
+                let answer = json!({
+                    "uri": params["textDocument"]["uri"],
+                    "range": range_json(Position { line: 0, character: 0 }, Position { line: 0, character: 0 })
+                });
+                let (out, id, ms) = (self.out.clone(), id.clone(), self.flags.definition_delay_ms);
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    out.respond(id, Ok(answer));
+                });
+                return Reply::Later;
             }
             "textDocument/definition" => Ok(json!({
                 "uri": params["textDocument"]["uri"],

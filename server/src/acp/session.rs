@@ -230,7 +230,13 @@ impl AcpSession {
             });
             return Ok(());
         }
-        if sender.try_send(Submission::UserTurn { text }).is_err() {
+        if sender
+            .try_send(Submission::UserTurn {
+                text,
+                context: Vec::new(),
+            })
+            .is_err()
+        {
             self.fail_turn("the agent session is not taking prompts".to_owned());
         }
         Ok(())

@@ -14,7 +14,13 @@ use crate::providers::{Cost, StopReason, Usage};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Submission {
     /// A task or follow-up from the user; starts a turn (queued if one is running).
-    UserTurn { text: String },
+    /// `context`: what the front end assembled into `text` (the editor's selection,
+    /// definitions, repository map …), item by item, for the ledger's `context_sent`.
+    UserTurn {
+        text: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        context: Vec<ContextItem>,
+    },
     /// The answer to an [`AgentEvent::ApprovalAsked`] with the same `id`. `remember` applies
     /// the answer to the rest of the session (the same command line for `run_command`, the
     /// whole tool otherwise).

@@ -65,6 +65,9 @@ pub struct SessionConfig {
     pub client: ModelClient,
     pub tools: ToolRegistry,
     pub tool_settings: ToolSettings,
+    /// Tokens of repository map in the system prompt (0: none). `tack run` sets it from
+    /// `[context] repo_map_tokens`; editor runs get context per request instead.
+    pub repo_map_tokens: usize,
     pub permissions: Permissions,
     /// Where the pre- and post-images of every change go.
     pub snapshots: Arc<SnapshotStore>,
@@ -100,6 +103,7 @@ impl SessionConfig {
             client: ModelClient::default(),
             tools: ToolRegistry::default(),
             tool_settings: ToolSettings::default(),
+            repo_map_tokens: 0,
             permissions: Permissions::default(),
             snapshots,
             snapshot_session,
@@ -155,10 +159,19 @@ pub async fn run_session(
             };
         }
     };
-    let (system, context) = system_prompt(&workspace);
+    let (mut system, mut context) = system_prompt(&workspace);
+    if let Some(section) =
+        crate::context::repo_map_section(&config.workspace_root, config.repo_map_tokens).await
+    {
+        context.push(ContextItem::new(
+            "repo_map",
+            "the repository's most referenced definitions",
+            &section,
+        ));
+        system.push_str(&section);
+    }
     let started = session_started(&config, &system, &workspace).await;
     let _ = events.send(started).await;
-    let mut context = context;
     context.push(ContextItem::new(
         "tools",
         "the tools the model may call",
@@ -167,7 +180,7 @@ pub async fn run_session(
     let mut session = Session {
         system,
         context,
-        diagnostics_items: Vec::new(),
+        history_items: Vec::new(),
         workspace,
         inbox: Inbox {
             receiver: submissions,
@@ -185,8 +198,8 @@ pub async fn run_session(
         outcome: SessionOutcome::default(),
         config,
     };
-    while let Some(text) = session.inbox.next_turn().await {
-        let end = session.run_turn(text).await;
+    while let Some((text, context)) = session.inbox.next_turn().await {
+        let end = session.run_turn(text, context).await;
         session.outcome.turns += 1;
         session.outcome.last_end = Some(end.clone());
         session.emit(AgentEvent::TurnDone { end }).await;
@@ -278,7 +291,7 @@ struct Inbox {
     receiver: mpsc::Receiver<Submission>,
     open: bool,
     /// User turns that arrived while a turn ran.
-    queued: VecDeque<String>,
+    queued: VecDeque<(String, Vec<ContextItem>)>,
 }
 
 /// What matters to a running turn.
@@ -293,16 +306,16 @@ enum Control {
 
 impl Inbox {
     /// The next user turn; `None` once the channel is closed and nothing is queued.
-    async fn next_turn(&mut self) -> Option<String> {
+    async fn next_turn(&mut self) -> Option<(String, Vec<ContextItem>)> {
         loop {
-            if let Some(text) = self.queued.pop_front() {
-                return Some(text);
+            if let Some(turn) = self.queued.pop_front() {
+                return Some(turn);
             }
             if !self.open {
                 return None;
             }
             match self.receiver.recv().await {
-                Some(Submission::UserTurn { text }) => return Some(text),
+                Some(Submission::UserTurn { text, context }) => return Some((text, context)),
                 Some(Submission::Cancel) => {}
                 Some(Submission::ApprovalAnswer { id, .. }) => {
                     tracing::warn!(id, "approval answer outside a turn ignored");
@@ -320,7 +333,9 @@ impl Inbox {
                 return std::future::pending().await;
             }
             match self.receiver.recv().await {
-                Some(Submission::UserTurn { text }) => self.queued.push_back(text),
+                Some(Submission::UserTurn { text, context }) => {
+                    self.queued.push_back((text, context));
+                }
                 Some(Submission::Cancel) => return Control::Cancel,
                 Some(Submission::ApprovalAnswer {
                     id,
@@ -364,8 +379,10 @@ struct Session {
     system: String,
     /// The context items every request carries: system prompt, instruction files, tools.
     context: Vec<ContextItem>,
-    /// The workspace diagnostics summaries in the history (one per turn that had one).
-    diagnostics_items: Vec<ContextItem>,
+    /// Items inside the history, counted apart from the rest of the conversation: the
+    /// workspace diagnostics summaries (one per turn that had one) and what front ends
+    /// assembled into their user turns.
+    history_items: Vec<ContextItem>,
     inbox: Inbox,
     events: mpsc::Sender<AgentEvent>,
     history: Vec<Message>,
@@ -401,17 +418,18 @@ impl Session {
         push_user(&mut self.history, parts);
     }
 
-    async fn run_turn(&mut self, text: String) -> TurnEnd {
+    async fn run_turn(&mut self, text: String, context: Vec<ContextItem>) -> TurnEnd {
         self.emit(AgentEvent::TurnStarted { text: text.clone() })
             .await;
         self.failures.clear();
         self.user_texts.push(text.clone());
+        self.history_items.extend(context);
         let mut prompt = text;
         let known = self.workspace.feedback().known_diagnostics();
         if !known.files.is_empty() {
             let summary = render_report(&known, |p| self.workspace.relative(p), SUMMARY_LINES);
             let block = format!("\n\n<workspace diagnostics>\n{summary}\n</workspace diagnostics>");
-            self.diagnostics_items.push(ContextItem::new(
+            self.history_items.push(ContextItem::new(
                 "diagnostics",
                 "the workspace's diagnostics when the turn started",
                 &block,
@@ -548,7 +566,7 @@ impl Session {
         })
         .await;
         self.last_call_tokens = 0;
-        self.diagnostics_items.clear();
+        self.history_items.clear();
         Ok(())
     }
 
@@ -556,15 +574,15 @@ impl Session {
     /// conversation (the history without those summaries).
     fn context_items(&self, request: &ChatRequest) -> Vec<ContextItem> {
         let mut items = self.context.clone();
-        items.extend(self.diagnostics_items.iter().cloned());
-        let diagnostics: u64 = self.diagnostics_items.iter().map(|i| i.tokens).sum();
+        items.extend(self.history_items.iter().cloned());
+        let within_history: u64 = self.history_items.iter().map(|i| i.tokens).sum();
         let bytes = serde_json::to_vec(&request.messages).unwrap_or_default();
         items.push(ContextItem {
             kind: "conversation".to_owned(),
             uri: None,
             range: None,
             reason: format!("{} message(s) of history", request.messages.len()),
-            tokens: conversation_tokens(&request.messages).saturating_sub(diagnostics),
+            tokens: conversation_tokens(&request.messages).saturating_sub(within_history),
             hash: sha256_hex(&bytes),
         });
         items

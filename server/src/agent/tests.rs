@@ -247,8 +247,11 @@ impl Harness {
     }
 
     async fn turn(&mut self, text: &str) -> Vec<AgentEvent> {
-        self.submit(Submission::UserTurn { text: text.into() })
-            .await;
+        self.submit(Submission::UserTurn {
+            text: text.into(),
+            context: Vec::new(),
+        })
+        .await;
         self.until_done().await
     }
 
@@ -546,7 +549,11 @@ async fn asks_are_answered_through_submissions_and_denials_reach_the_model() {
         json!({"command": "echo hi"}),
     )]));
     h.server.push(says("done"));
-    h.submit(Submission::UserTurn { text: "go".into() }).await;
+    h.submit(Submission::UserTurn {
+        text: "go".into(),
+        context: Vec::new(),
+    })
+    .await;
 
     // 1: allowed once; the question carries the diff.
     let asked = loop {
@@ -734,6 +741,7 @@ async fn cancelling_mid_stream_drops_the_connection_and_the_session_goes_on() {
     h.server.push(says("second answer"));
     h.submit(Submission::UserTurn {
         text: "first".into(),
+        context: Vec::new(),
     })
     .await;
     loop {
@@ -775,6 +783,7 @@ async fn cancelling_mid_command_kills_it_and_answers_the_call() {
     h.server.push(says("next"));
     h.submit(Submission::UserTurn {
         text: "run it".into(),
+        context: Vec::new(),
     })
     .await;
     loop {

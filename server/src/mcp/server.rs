@@ -42,12 +42,10 @@ use crate::agent::workspace::Workspace;
 use crate::headless::{HeadlessFeedback, LanguageSession};
 use crate::snapshots::SnapshotStore;
 
-/// The tools, in the order clients list them. The agent's own tools are reused by name.
-///
-/// The `context` tool (the repo map and context assembly for a task) belongs here too; it is
-/// wired when the repo-map module lands: one more name below, its schema in [`tool_list`]
-/// and its arm in [`McpLanguageServer::call`].
-const TOOLS: [&str; 9] = [
+/// The tools, in the order clients list them. The agent's own tools are reused by name;
+/// `context` is tack's context assembly (what tack's own agent would be given).
+const TOOLS: [&str; 10] = [
+    "context",
     "diagnostics",
     "definition",
     "references",
@@ -127,6 +125,8 @@ pub struct McpLanguageServer {
     registry: ToolRegistry,
     settings: ToolSettings,
     edits: Mutex<EditState>,
+    /// The repository's tags index for `context`, built at its first call and kept.
+    index: Arc<std::sync::Mutex<Option<crate::syntax::RepoIndex>>>,
 }
 
 /// A tool's answer: text for the model, and data for clients that read it.
@@ -166,6 +166,7 @@ impl McpLanguageServer {
             registry: ToolRegistry::default(),
             settings: ToolSettings::default(),
             edits: Mutex::new(EditState::default()),
+            index: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 
@@ -190,6 +191,7 @@ impl McpLanguageServer {
         let workspace = &language.workspace;
         match name {
             "diagnostics" => self.diagnostics(language, args).await,
+            "context" => self.context(language, args).await.map(Reply::from),
             "undo" | "redo" => self.restore(language, name, args).await.map(Reply::from),
             _ => {
                 let tool = self
@@ -263,6 +265,84 @@ impl McpLanguageServer {
             }
         }
         Ok(render_diagnostics(language, &report, named))
+    }
+
+    /// What tack's agent would be given for a task at a place: the enclosing symbol, the
+    /// definitions used there (from the language servers, else tree-sitter), diagnostics and
+    /// the ranked repository map, within a token budget; each item with its reason.
+    async fn context(&self, language: &Language, args: Value) -> Result<String, String> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Args {
+            path: String,
+            #[serde(default)]
+            start_line: Option<u32>,
+            #[serde(default)]
+            end_line: Option<u32>,
+            #[serde(default)]
+            task: Option<String>,
+            #[serde(default)]
+            budget: Option<usize>,
+        }
+        let args = Args::deserialize(&args).map_err(|e| format!("invalid arguments: {e}"))?;
+        let workspace = &language.workspace;
+        let path = workspace.resolve(&args.path).map_err(|e| e.to_string())?;
+        let text = workspace
+            .read_text(&path)
+            .map_err(|e| format!("{}: {e}", workspace.relative(&path)))?;
+        let uri = crate::headless::file_uri(&path).map_err(|e| e.to_string())?;
+        let last_line = u32::try_from(text.lines().count().max(1)).unwrap_or(u32::MAX);
+        let start = args.start_line.unwrap_or(1).clamp(1, last_line);
+        let end = args.end_line.unwrap_or(start).clamp(start, last_line);
+        let range = crate::documents::Range {
+            start: crate::documents::Position {
+                line: start - 1,
+                character: 0,
+            },
+            end: crate::documents::Position {
+                line: end - 1,
+                character: u32::MAX,
+            },
+        };
+        let loaded = crate::config::Config::load(&crate::config::ConfigSources::from_env(
+            Some(self.root.clone()),
+            None,
+        ));
+        let (mut settings, _) =
+            crate::context::ContextSettings::from_config(loaded.config.section("context"));
+        if let Some(budget) = args.budget {
+            settings.budget = budget;
+        }
+        let report = language
+            .feedback
+            .fresh_diagnostics(
+                std::slice::from_ref(&path),
+                Instant::now() + settings.lsp_timeout,
+            )
+            .await;
+        let diagnostics = report
+            .files
+            .into_iter()
+            .flat_map(|file| file.diagnostics)
+            .collect();
+        let turn = crate::context::EditorTurn {
+            root: self.root.clone(),
+            uri,
+            range,
+            intent: crate::context::Intent::Ask,
+            prompt: args.task.unwrap_or_else(|| "Work on this code.".to_owned()),
+            text: Some(text),
+            tags: None,
+            diagnostics,
+            settings,
+            index: self.index.clone(),
+        };
+        let (text, items) = crate::context::editor_turn(turn, &*language.feedback).await;
+        let listed: Vec<String> = items
+            .iter()
+            .map(|item| format!("- {} ({} tokens): {}", item.kind, item.tokens, item.reason))
+            .collect();
+        Ok(format!("{text}\n\nItems:\n{}", listed.join("\n")))
     }
 
     /// Snapshots, writes and records the edits (all or nothing), tells the servers, and
@@ -503,7 +583,7 @@ fn tool_list(registry: &ToolRegistry) -> Vec<rmcp::model::Tool> {
         .filter_map(|name| {
             let read_only = matches!(
                 *name,
-                "diagnostics" | "definition" | "references" | "hover" | "symbols"
+                "context" | "diagnostics" | "definition" | "references" | "hover" | "symbols"
             );
             let (description, parameters) = match *name {
                 "diagnostics" => (
@@ -516,6 +596,20 @@ fn tool_list(registry: &ToolRegistry) -> Vec<rmcp::model::Tool> {
                         "paths": {"type": "array", "items": {"type": "string"}},
                         "wait_secs": {"type": "number", "minimum": 0, "maximum": 120},
                     }}),
+                ),
+                "context" => (
+                    "The context tack would give a model for a task at path (lines start_line to \
+                     end_line, 1-based): the enclosing function, the definitions used there (from \
+                     the language servers), diagnostics and a ranked map of the repository's most \
+                     referenced definitions, within budget tokens; each item says why it is there."
+                        .to_owned(),
+                    json!({"type": "object", "properties": {
+                        "path": {"type": "string"},
+                        "start_line": {"type": "integer", "minimum": 1},
+                        "end_line": {"type": "integer", "minimum": 1},
+                        "task": {"type": "string"},
+                        "budget": {"type": "integer", "minimum": 100},
+                    }, "required": ["path"]}),
                 ),
                 "undo" => (
                     "Undo the last change made through this server (or change N and every later \

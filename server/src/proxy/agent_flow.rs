@@ -531,10 +531,7 @@ impl Proxy {
         agent.transcript_shown |= show_transcript;
         let transcript_path = agent.transcript.clone();
         transcript::append(&transcript_path, &format!("\n# {title}\n"));
-        if submissions
-            .try_send(Submission::UserTurn { text: prompt })
-            .is_err()
-        {
+        if !self.send_user_turn(submissions, prompt) {
             self.show_message(
                 1,
                 "tack: the agent session is not taking requests".to_owned(),
@@ -814,6 +811,7 @@ impl Proxy {
         if let Some(submissions) = &agent.submissions {
             let _ = submissions.try_send(Submission::Cancel);
         }
+        self.cancel_context_assembly();
     }
 
     /// `window/workDoneProgress/cancel` for a run's token: the run is cancelled. `false` when
@@ -1085,6 +1083,7 @@ impl Proxy {
     }
 
     fn run_command(&mut self, command: &str, argument: &Value) -> Result<Value, String> {
+        self.syntax.next_request = super::context_flow::request_of(command, argument);
         let uri = argument["uri"].as_str().unwrap_or_default().to_owned();
         match command {
             "tack.fix" => {

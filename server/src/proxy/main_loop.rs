@@ -131,6 +131,8 @@ pub struct Proxy {
     last_published_states: Vec<(ServerId, ChildState)>,
     /// The connection's agent, from its first use.
     pub(super) agent: Option<super::agent_flow::EditorAgent>,
+    /// Parse trees of the open documents and the tags index (see `context_flow`).
+    pub(super) syntax: super::context_flow::EditorSyntax,
 }
 
 /// What code outside the main loop (the agent) may know of the session: the diagnostics
@@ -212,6 +214,7 @@ impl Proxy {
             routing: Arc::new(RwLock::new(RoutingView::default())),
             last_published_states: Vec::new(),
             agent: None,
+            syntax: Default::default(),
         }
     }
 

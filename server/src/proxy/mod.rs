@@ -15,6 +15,7 @@ mod agent_flow;
 pub mod capabilities;
 pub mod child;
 pub mod companion;
+mod context_flow;
 mod diagnostics_flow;
 mod forward;
 mod from_child;

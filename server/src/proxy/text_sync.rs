@@ -81,6 +81,7 @@ impl Proxy {
         let uri = doc.uri.clone();
         self.documents
             .open(doc.uri, doc.language_id, doc.version, &doc.text);
+        self.syntax_opened(&uri);
         if let Some(language) = self.language_for(&uri) {
             self.ensure_language_started(&language);
         }
@@ -106,6 +107,7 @@ impl Proxy {
         };
         let uri = params.text_document.uri;
         let version = params.text_document.version;
+        let before = self.documents.get(&uri).map(|d| d.text.clone());
         let applied = match self
             .documents
             .change(&uri, version, &params.content_changes)
@@ -116,6 +118,9 @@ impl Proxy {
                 false
             }
         };
+        if applied {
+            self.syntax_changed(&uri, before, &params.content_changes);
+        }
         self.share_buffer(&uri);
         if self.undraft(&uri) {
             return self.resend_full_text(&uri);
@@ -162,6 +167,7 @@ impl Proxy {
             return tracing::warn!("didSave with invalid params ignored");
         };
         let uri = params.text_document.uri;
+        self.syntax_saved(&uri);
         for server in self.running_servers_for(&uri) {
             let text = self.documents.get(&uri).map(|d| d.text_string());
             let Some(child) = self.children.get_mut(&server) else {
@@ -193,6 +199,7 @@ impl Proxy {
         let uri = params.text_document.uri;
         let servers = self.running_servers_for(&uri);
         self.documents.close(&uri);
+        self.syntax_closed(&uri);
         self.share_buffer(&uri);
         if self.keep_draft_open(&uri) {
             // The agent's draft stays open in the servers until its run ends.

@@ -1,0 +1,194 @@
+//! Parse trees of the editor's open documents, kept current incrementally: every
+//! `didChange` edits the tree with the change's byte range and reparses, reusing what did
+//! not change. Tags are extracted from a tree only when asked, and kept until the next change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ropey::Rope;
+
+use super::tags::{self, FileTags};
+use super::{Language, SyntaxError};
+use crate::documents::{ContentChange, Document};
+
+/// One open document's tree.
+#[derive(Debug, Clone)]
+pub struct OpenTree {
+    pub language: Language,
+    pub tree: tree_sitter::Tree,
+    pub version: i32,
+    tags: Option<Arc<FileTags>>,
+}
+
+/// The trees of every open document of a language tack parses, by uri.
+#[derive(Debug, Default)]
+pub struct OpenTrees {
+    trees: HashMap<String, OpenTree>,
+}
+
+/// The language of a document: its language id, else its uri's extension.
+pub fn language_of(document: &Document) -> Option<Language> {
+    Language::from_id(&document.language_id).or_else(|| {
+        let path = document.uri.rsplit('/').next()?;
+        Language::from_extension(path.rsplit_once('.')?.1)
+    })
+}
+
+impl OpenTrees {
+    pub fn new() -> OpenTrees {
+        OpenTrees::default()
+    }
+
+    /// Parses a newly opened document (a language tack does not parse is ignored).
+    pub fn open(&mut self, document: &Document) {
+        let Some(language) = language_of(document) else {
+            self.trees.remove(&document.uri);
+            return;
+        };
+        match parse_rope(language, &document.text, None) {
+            Ok(tree) => {
+                self.trees.insert(
+                    document.uri.clone(),
+                    OpenTree {
+                        language,
+                        tree,
+                        version: document.version,
+                        tags: None,
+                    },
+                );
+            }
+            Err(error) => tracing::warn!(%error, uri = document.uri, "document not parsed"),
+        }
+    }
+
+    /// Applies a `didChange`: `before` is the document's text before `changes`, `document`
+    /// the store's document after them.
+    pub fn change(&mut self, before: &Rope, changes: &[ContentChange], document: &Document) {
+        let Some(open) = self.trees.get_mut(&document.uri) else {
+            return self.open(document);
+        };
+        let mut replay = Document {
+            uri: document.uri.clone(),
+            language_id: document.language_id.clone(),
+            version: document.version,
+            text: before.clone(),
+        };
+        let mut whole = false;
+        for change in changes {
+            match input_edit(&mut replay, change) {
+                Some(edit) => open.tree.edit(&edit),
+                None => whole = true,
+            }
+        }
+        let old = (!whole).then_some(&open.tree);
+        match parse_rope(open.language, &document.text, old) {
+            Ok(tree) => {
+                open.tree = tree;
+                open.version = document.version;
+                open.tags = None;
+            }
+            Err(error) => {
+                tracing::warn!(%error, uri = document.uri, "document not reparsed");
+                self.trees.remove(&document.uri);
+            }
+        }
+    }
+
+    pub fn close(&mut self, uri: &str) {
+        self.trees.remove(uri);
+    }
+
+    pub fn get(&self, uri: &str) -> Option<&OpenTree> {
+        self.trees.get(uri)
+    }
+
+    /// The tags of an open document (extracted now if the tree changed since last time).
+    pub fn tags(&mut self, document: &Document) -> Option<Arc<FileTags>> {
+        let open = self.trees.get_mut(&document.uri)?;
+        if let Some(tags) = &open.tags {
+            return Some(tags.clone());
+        }
+        let text = document.text.to_string();
+        match tags::extract(open.language, &open.tree, text.as_bytes()) {
+            Ok(tags) => {
+                let tags = Arc::new(tags);
+                open.tags = Some(tags.clone());
+                Some(tags)
+            }
+            Err(error) => {
+                tracing::warn!(%error, uri = document.uri, "no tags");
+                None
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.trees.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.trees.is_empty()
+    }
+}
+
+/// Parses a rope chunk by chunk, reusing `old_tree` (edited to match) when given.
+pub fn parse_rope(
+    language: Language,
+    text: &Rope,
+    old_tree: Option<&tree_sitter::Tree>,
+) -> Result<tree_sitter::Tree, SyntaxError> {
+    let len = text.len_bytes();
+    tags::with_parser(language, |parser| {
+        parser.parse_with_options(
+            &mut |byte: usize, _point: tree_sitter::Point| -> &[u8] {
+                if byte >= len {
+                    return &[];
+                }
+                let (chunk, chunk_start, _, _) = text.chunk_at_byte(byte);
+                &chunk.as_bytes()[byte - chunk_start..]
+            },
+            old_tree,
+            None,
+        )
+    })
+}
+
+/// The tree-sitter edit one content change makes to `document`, which it then applies.
+/// `None` for a whole-text replacement (the tree is then parsed anew).
+fn input_edit(document: &mut Document, change: &ContentChange) -> Option<tree_sitter::InputEdit> {
+    let Some(range) = change.range else {
+        document.apply_change(change);
+        return None;
+    };
+    let mut start = document.position_to_char(range.start);
+    let mut end = document.position_to_char(range.end);
+    if end < start {
+        std::mem::swap(&mut start, &mut end);
+    }
+    let rope = &document.text;
+    let start_byte = rope.char_to_byte(start);
+    let old_end_byte = rope.char_to_byte(end);
+    let start_position = point_at(rope, start_byte);
+    let old_end_position = point_at(rope, old_end_byte);
+    document.apply_change(change);
+    let new_end_byte = start_byte + change.text.len();
+    let new_end_position = point_at(&document.text, new_end_byte);
+    Some(tree_sitter::InputEdit {
+        start_byte,
+        old_end_byte,
+        new_end_byte,
+        start_position,
+        old_end_position,
+        new_end_position,
+    })
+}
+
+/// The tree-sitter point (row, byte column) of a byte offset in a rope.
+fn point_at(rope: &Rope, byte: usize) -> tree_sitter::Point {
+    let byte = byte.min(rope.len_bytes());
+    let line = rope.byte_to_line(byte);
+    tree_sitter::Point {
+        row: line,
+        column: byte - rope.line_to_byte(line),
+    }
+}

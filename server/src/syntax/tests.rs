@@ -1,0 +1,248 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+#[test]
+fn every_grammar_loads_and_every_query_compiles() {
+    for language in Language::ALL {
+        let grammar = language.grammar();
+        assert!(
+            (tree_sitter::MIN_COMPATIBLE_LANGUAGE_VERSION..=tree_sitter::LANGUAGE_VERSION)
+                .contains(&grammar.abi_version()),
+            "{language:?}: grammar ABI {} is not one tree-sitter {} reads",
+            grammar.abi_version(),
+            tree_sitter::LANGUAGE_VERSION
+        );
+        let mut parser = tree_sitter::Parser::new();
+        parser.set_language(&grammar).unwrap();
+        let tags = language.tags_query().unwrap();
+        assert!(tags.query.pattern_count() > 3, "{language:?}");
+        assert!(tags.roles.contains(&languages::CaptureRole::Name));
+    }
+}
+
+#[test]
+fn languages_by_id_and_extension() {
+    assert_eq!(Language::from_id("typescriptreact"), Some(Language::Tsx));
+    assert_eq!(
+        Language::from_id("javascriptreact"),
+        Some(Language::JavaScript)
+    );
+    assert_eq!(Language::from_id("cobol"), None);
+    assert_eq!(Language::from_extension("hpp"), Some(Language::Cpp));
+    assert_eq!(Language::from_extension("h"), Some(Language::C));
+    assert_eq!(
+        Language::from_path(std::path::Path::new("a/b.pyi")),
+        Some(Language::Python)
+    );
+    for language in Language::ALL {
+        assert_eq!(Language::from_id(language.id()), Some(language));
+    }
+}
+
+fn fixture(relative: &str) -> (Language, String) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/context")
+        .join(relative);
+    let text = std::fs::read_to_string(&path).unwrap();
+    (Language::from_path(&path).unwrap(), text)
+}
+
+/// Definitions (kind, name, lines, signature) and the names used, for a snapshot.
+fn render_tags(tags: &FileTags) -> String {
+    let mut out = String::from("definitions:\n");
+    for (index, symbol) in tags.symbols.iter().enumerate() {
+        out.push_str(&format!(
+            "{}{} {} {}-{} name@{}:{} | {}\n",
+            "  ".repeat(symbols::depth_of(tags, index)),
+            symbol.kind.as_str(),
+            symbol.name,
+            symbol.start_line + 1,
+            symbol.end_line + 1,
+            symbol.name_line + 1,
+            symbol.name_column,
+            symbol.signature.replace('\n', "⏎")
+        ));
+    }
+    out.push_str("references:\n");
+    for reference in &tags.references {
+        let lines: Vec<String> = reference
+            .lines
+            .iter()
+            .map(|l| (l + 1).to_string())
+            .collect();
+        out.push_str(&format!("  {} {}\n", reference.name, lines.join(",")));
+    }
+    out
+}
+
+fn tags_of(relative: &str) -> FileTags {
+    let (language, text) = fixture(relative);
+    tags::tag_text(language, text.as_bytes()).unwrap()
+}
+
+#[test]
+fn rust_tags() {
+    insta::assert_snapshot!(render_tags(&tags_of("rust_app/src/store.rs")));
+    insta::assert_snapshot!(
+        "rust_model_tags",
+        render_tags(&tags_of("rust_app/src/model.rs"))
+    );
+}
+
+#[test]
+fn python_tags() {
+    insta::assert_snapshot!(render_tags(&tags_of("python_app/shop/models.py")));
+}
+
+#[test]
+fn typescript_tags() {
+    insta::assert_snapshot!(render_tags(&tags_of("ts_app/src/tasks.ts")));
+    insta::assert_snapshot!(
+        "typescript_types_tags",
+        render_tags(&tags_of("ts_app/src/types.ts"))
+    );
+}
+
+#[test]
+fn tsx_tags() {
+    insta::assert_snapshot!(render_tags(&tags_of("ts_app/src/view.tsx")));
+}
+
+#[test]
+fn javascript_tags() {
+    insta::assert_snapshot!(render_tags(&tags_of("mixed/web/app.js")));
+}
+
+#[test]
+fn go_tags() {
+    insta::assert_snapshot!(render_tags(&tags_of("mixed/go/queue.go")));
+}
+
+#[test]
+fn c_tags() {
+    insta::assert_snapshot!(render_tags(&tags_of("mixed/c/list.c")));
+    insta::assert_snapshot!("c_header_tags", render_tags(&tags_of("mixed/c/list.h")));
+}
+
+#[test]
+fn cpp_tags() {
+    insta::assert_snapshot!(render_tags(&tags_of("mixed/cpp/shape.cpp")));
+}
+
+#[test]
+fn java_tags() {
+    insta::assert_snapshot!(render_tags(&tags_of("mixed/java/Shop.java")));
+}
+
+#[test]
+fn outline_nests_definitions_and_finds_the_enclosing_symbol() {
+    let (_, text) = fixture("rust_app/src/store.rs");
+    let tags = tags_of("rust_app/src/store.rs");
+    insta::assert_snapshot!(symbols::render_outline(&tags));
+    let inside = text.find("self.items.push(item)").unwrap();
+    let enclosing = &tags.symbols[symbols::enclosing_symbol(&tags, inside).unwrap()];
+    assert_eq!(
+        (enclosing.kind, enclosing.name.as_str()),
+        (SymbolKind::Method, "insert")
+    );
+    let chain: Vec<&str> =
+        symbols::ancestors(&tags, symbols::enclosing_symbol(&tags, inside).unwrap())
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+    assert_eq!(chain, ["Store"]);
+    // Between definitions there is none.
+    assert!(symbols::enclosing_symbol(&tags, text.find("//! Where").unwrap()).is_none());
+}
+
+#[test]
+fn python_outline_has_methods_inside_classes() {
+    insta::assert_snapshot!(symbols::render_outline(&tags_of(
+        "python_app/shop/models.py"
+    )));
+}
+
+#[test]
+fn incremental_reparse_matches_a_fresh_parse() {
+    use crate::documents::{ContentChange, Document, Position, Range};
+    let (_, text) = fixture("rust_app/src/store.rs");
+    let mut document = Document::new("file:///w/store.rs".into(), "rust".into(), 1, &text);
+    let mut trees = OpenTrees::new();
+    trees.open(&document);
+    // Rename `insert` to `add_item`, then add a function at the end, in one didChange.
+    let line = text.lines().position(|l| l.contains("fn insert")).unwrap() as u32;
+    let column = text
+        .lines()
+        .nth(line as usize)
+        .unwrap()
+        .find("insert")
+        .unwrap() as u32;
+    let changes = vec![
+        ContentChange {
+            range: Some(Range {
+                start: Position {
+                    line,
+                    character: column,
+                },
+                end: Position {
+                    line,
+                    character: column + 6,
+                },
+            }),
+            text: "add_item".into(),
+        },
+        ContentChange {
+            range: Some(Range {
+                start: Position {
+                    line: 999,
+                    character: 0,
+                },
+                end: Position {
+                    line: 999,
+                    character: 0,
+                },
+            }),
+            text: "\nfn helper_é() -> u8 {\n    1\n}\n".into(),
+        },
+    ];
+    let before = document.text.clone();
+    for change in &changes {
+        document.apply_change(change);
+    }
+    document.version = 2;
+    trees.change(&before, &changes, &document);
+    let open = trees.get("file:///w/store.rs").unwrap();
+    assert_eq!(open.version, 2);
+    let fresh = tags::parse(Language::Rust, document.text_string().as_bytes(), None).unwrap();
+    assert_eq!(open.tree.root_node().to_sexp(), fresh.root_node().to_sexp());
+    let tags = trees.tags(&document).unwrap();
+    let names: Vec<&str> = tags.symbols.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"add_item") && names.contains(&"helper_é"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"insert"));
+    // A whole-text change parses anew.
+    let replaced = vec![ContentChange {
+        range: None,
+        text: "fn only() {}\n".into(),
+    }];
+    let before = document.text.clone();
+    document.apply_change(&replaced[0]);
+    trees.change(&before, &replaced, &document);
+    let tags = trees.tags(&document).unwrap();
+    assert_eq!(tags.symbols.len(), 1);
+    trees.close("file:///w/store.rs");
+    assert!(trees.is_empty());
+}
+
+#[test]
+fn utf16_and_byte_columns_convert_both_ways() {
+    let line = "let é = \"😀\"; x";
+    let byte = line.find('x').unwrap();
+    let utf16 = utf16_column(line, byte);
+    assert_eq!(utf16, 14);
+    assert_eq!(byte_column(line, utf16), byte);
+    assert_eq!(byte_column(line, 999), line.len());
+}
