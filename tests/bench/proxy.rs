@@ -802,9 +802,30 @@ async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Re
             ratio
         );
     }
+    // The mix as a whole: what a session of these requests takes, direct and through tack.
+    let direct_wall: f64 = rows
+        .iter()
+        .map(|(_, _, s, _)| s.direct_wall.as_secs_f64())
+        .sum();
+    let tack_wall: f64 = rows
+        .iter()
+        .map(|(_, _, s, _)| s.via_tack_wall.as_secs_f64())
+        .sum();
+    let mix_ratio = tack_wall / direct_wall;
     println!(
-        "(added = via-tack quantile minus direct quantile; targets: added median <= \
-         {TARGET_ADDED_MEDIAN_US} us, wall <= {TARGET_WALL_RATIO}x)"
+        "{:<30} {:>17.1} {:>17.1} {:>17.1} {:>11.3}x  {} wall",
+        "whole mix, wall time (ms)",
+        direct_wall * 1e3,
+        tack_wall * 1e3,
+        (tack_wall - direct_wall) * 1e3,
+        mix_ratio,
+        meets(mix_ratio <= TARGET_WALL_RATIO)
+    );
+    println!(
+        "(added = via-tack quantile minus direct quantile; a burst is {} messages, so its added \
+         time is spread over them; targets: added median <= {TARGET_ADDED_MEDIAN_US} us, wall <= \
+         {TARGET_WALL_RATIO}x)",
+        BURST_LEN + 1
     );
     println!(
         "tack's own cost per operation (its threads' CPU time and context switches, from /proc):"

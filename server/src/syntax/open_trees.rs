@@ -1,6 +1,8 @@
 //! Parse trees of the editor's open documents, kept current incrementally: every
-//! `didChange` edits the tree with the change's byte range and reparses, reusing what did
-//! not change. Tags are extracted from a tree only when asked, and kept until the next change.
+//! `didChange` edits the tree with the change's byte range (cheap), and the tree is reparsed
+//! — reusing what did not change — the next time it is needed, not on the keystroke, so a
+//! burst of typing costs one reparse and never delays forwarding. Tags are extracted from a
+//! tree only when asked, and kept until the next change.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +20,17 @@ pub struct OpenTree {
     pub tree: tree_sitter::Tree,
     pub version: i32,
     tags: Option<Arc<FileTags>>,
+    freshness: Freshness,
+}
+
+/// How `OpenTree::tree` stands to the document's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    Parsed,
+    /// Edited to match, not reparsed yet (the next parse reuses it).
+    Edited,
+    /// The whole text was replaced: the next parse starts afresh.
+    Replaced,
 }
 
 /// The trees of every open document of a language tack parses, by uri.
@@ -54,6 +67,7 @@ impl OpenTrees {
                         tree,
                         version: document.version,
                         tags: None,
+                        freshness: Freshness::Parsed,
                     },
                 );
             }
@@ -61,49 +75,63 @@ impl OpenTrees {
         }
     }
 
-    /// Applies a `didChange`: `before` is the document's text before `changes`, `document`
-    /// the store's document after them.
+    /// Applies a `didChange` to the tree (see the module docs): `before` is the document's
+    /// text before `changes`, `document` the store's document after them.
     pub fn change(&mut self, before: &Rope, changes: &[ContentChange], document: &Document) {
         let Some(open) = self.trees.get_mut(&document.uri) else {
             return self.open(document);
         };
+        open.version = document.version;
+        open.tags = None;
+        if open.freshness == Freshness::Replaced {
+            return;
+        }
+        if changes.iter().any(|change| change.range.is_none()) {
+            open.freshness = Freshness::Replaced;
+            return;
+        }
         let mut replay = Document {
             uri: document.uri.clone(),
             language_id: document.language_id.clone(),
             version: document.version,
             text: before.clone(),
         };
-        let mut whole = false;
         for change in changes {
-            match input_edit(&mut replay, change) {
-                Some(edit) => open.tree.edit(&edit),
-                None => whole = true,
+            if let Some(edit) = input_edit(&mut replay, change) {
+                open.tree.edit(&edit);
             }
         }
-        let old = (!whole).then_some(&open.tree);
-        match parse_rope(open.language, &document.text, old) {
-            Ok(tree) => {
-                open.tree = tree;
-                open.version = document.version;
-                open.tags = None;
-            }
-            Err(error) => {
-                tracing::warn!(%error, uri = document.uri, "document not reparsed");
-                self.trees.remove(&document.uri);
+        open.freshness = Freshness::Edited;
+    }
+
+    /// The tree of an open document as its text is now (`document`, the store's), reparsed
+    /// first if it changed since it was last parsed.
+    pub fn current(&mut self, document: &Document) -> Option<&OpenTree> {
+        let open = self.trees.get_mut(&document.uri)?;
+        if open.freshness != Freshness::Parsed {
+            let old = (open.freshness == Freshness::Edited).then_some(&open.tree);
+            match parse_rope(open.language, &document.text, old) {
+                Ok(tree) => {
+                    open.tree = tree;
+                    open.freshness = Freshness::Parsed;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, uri = document.uri, "document not reparsed");
+                    self.trees.remove(&document.uri);
+                    return None;
+                }
             }
         }
+        self.trees.get(&document.uri)
     }
 
     pub fn close(&mut self, uri: &str) {
         self.trees.remove(uri);
     }
 
-    pub fn get(&self, uri: &str) -> Option<&OpenTree> {
-        self.trees.get(uri)
-    }
-
     /// The tags of an open document (extracted now if the tree changed since last time).
     pub fn tags(&mut self, document: &Document) -> Option<Arc<FileTags>> {
+        self.current(document)?;
         let open = self.trees.get_mut(&document.uri)?;
         if let Some(tags) = &open.tags {
             return Some(tags.clone());

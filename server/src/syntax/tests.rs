@@ -212,7 +212,7 @@ fn incremental_reparse_matches_a_fresh_parse() {
     }
     document.version = 2;
     trees.change(&before, &changes, &document);
-    let open = trees.get("file:///w/store.rs").unwrap();
+    let open = trees.current(&document).unwrap();
     assert_eq!(open.version, 2);
     let fresh = tags::parse(Language::Rust, document.text_string().as_bytes(), None).unwrap();
     assert_eq!(open.tree.root_node().to_sexp(), fresh.root_node().to_sexp());
