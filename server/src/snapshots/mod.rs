@@ -58,6 +58,7 @@
 mod change;
 mod checkpoint;
 pub mod cli;
+mod ignore_rules;
 mod log;
 mod merge;
 mod prune;
@@ -73,7 +74,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use change::{ChangeRecord, ChangeStatus, FileChange, PendingChange};
-pub use checkpoint::CheckpointRecord;
+pub use checkpoint::{CheckpointPhases, CheckpointRecord};
 pub use merge::LineRange;
 pub use prune::{PruneReport, Retention};
 pub use restore::{

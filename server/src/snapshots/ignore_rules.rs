@@ -1,0 +1,310 @@
+//! Which paths a checkpoint leaves out, the way git and ripgrep decide it: `.ignore` files
+//! (any level, deepest first) take precedence over `.gitignore` files (deepest first, up to the
+//! root of the repository the path is in), then that repository's `info/exclude`, then the
+//! global excludes file (`core.excludesFile`). Ignore files in directories above the workspace
+//! root count only up to the root of the repository that holds the workspace.
+//!
+//! Rules form a chain, one level per directory that has ignore files, shared by the
+//! directories below it; a directory without any shares its parent's level. Only reading is
+//! done here: ignore files and the repository's `info/exclude`, never anything else of `.git`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ignore::Match;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+/// The ignore files a directory listing showed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct IgnoreFilesFound {
+    pub dot_ignore: bool,
+    pub git_ignore: bool,
+    /// A `.git` directory or file: the directory is a repository's root.
+    pub git: bool,
+}
+
+impl IgnoreFilesFound {
+    pub fn any(self) -> bool {
+        self.dot_ignore || self.git_ignore || self.git
+    }
+}
+
+/// One level of rules and the levels above it.
+pub(super) struct Rules {
+    parent: Option<Arc<Rules>>,
+    /// How a workspace-relative path is made relative to this level's directory.
+    place: Place,
+    dot_ignore: Option<Gitignore>,
+    git_ignore: Option<Gitignore>,
+    /// The repository's `info/exclude`, on the level of a repository's root.
+    exclude: Option<Gitignore>,
+    repository_root: bool,
+    /// Some level of the chain, or the global excludes, has a pattern.
+    any_patterns: bool,
+}
+
+enum Place {
+    /// A directory of the workspace; the length of its relative path ("" is the root).
+    Workspace(usize),
+    /// A directory above the workspace root; the workspace root relative to it, ending in `/`.
+    Above(String),
+}
+
+impl Rules {
+    /// The rules in force at the workspace root before its own ignore files are read: those of
+    /// the directories between it and the root of the repository holding it, if any.
+    pub fn above_workspace(root: &Path, global: &Gitignore) -> Arc<Rules> {
+        let mut top = Arc::new(Rules {
+            parent: None,
+            place: Place::Workspace(0),
+            dot_ignore: None,
+            git_ignore: None,
+            exclude: None,
+            repository_root: false,
+            any_patterns: !global.is_empty(),
+        });
+        if root.join(".git").symlink_metadata().is_ok() {
+            return top;
+        }
+        let Some(repository) = root
+            .ancestors()
+            .skip(1)
+            .find(|dir| dir.join(".git").symlink_metadata().is_ok())
+        else {
+            return top;
+        };
+        let mut between: Vec<&Path> = root
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| *dir != repository)
+            .collect();
+        between.push(repository);
+        for dir in between.into_iter().rev() {
+            let Ok(below) = root.strip_prefix(dir) else {
+                continue;
+            };
+            let Some(below) = below.to_str() else {
+                continue;
+            };
+            let found = IgnoreFilesFound {
+                dot_ignore: dir.join(".ignore").is_file(),
+                git_ignore: dir.join(".gitignore").is_file(),
+                git: dir == repository,
+            };
+            top = Rules::level(&top, dir, Place::Above(format!("{below}/")), found);
+        }
+        top
+    }
+
+    /// The rules for a workspace directory whose listing showed `found`.
+    pub fn child(
+        parent: &Arc<Rules>,
+        dir: &Path,
+        relative: &str,
+        found: IgnoreFilesFound,
+    ) -> Arc<Rules> {
+        if !found.any() {
+            return Arc::clone(parent);
+        }
+        Rules::level(parent, dir, Place::Workspace(relative.len()), found)
+    }
+
+    fn level(parent: &Arc<Rules>, dir: &Path, place: Place, found: IgnoreFilesFound) -> Arc<Rules> {
+        let dot_ignore = found.dot_ignore.then(|| matcher(dir, &dir.join(".ignore")));
+        let git_ignore = found
+            .git_ignore
+            .then(|| matcher(dir, &dir.join(".gitignore")));
+        let exclude = found
+            .git
+            .then(|| git_common_dir(dir))
+            .flatten()
+            .map(|common| common.join("info").join("exclude"))
+            .filter(|path| path.is_file())
+            .map(|path| matcher(dir, &path));
+        let has = |m: &Option<Gitignore>| m.as_ref().is_some_and(|m| !m.is_empty());
+        let any_patterns =
+            parent.any_patterns || has(&dot_ignore) || has(&git_ignore) || has(&exclude);
+        Arc::new(Rules {
+            parent: Some(Arc::clone(parent)),
+            place,
+            dot_ignore,
+            git_ignore,
+            exclude,
+            repository_root: found.git,
+            any_patterns,
+        })
+    }
+
+    /// Whether some rule could ignore something (else matching is skipped).
+    pub fn any_patterns(&self) -> bool {
+        self.any_patterns
+    }
+
+    /// Whether the workspace-relative `path` is left out.
+    pub fn ignores(&self, path: &str, is_dir: bool, global: &Gitignore) -> bool {
+        if !self.any_patterns {
+            return false;
+        }
+        let levels = || std::iter::successors(Some(self), |level| level.parent.as_deref());
+        for level in levels() {
+            if let Some(decided) = level.decide(level.dot_ignore.as_ref(), path, is_dir) {
+                return decided;
+            }
+        }
+        let mut exclude = None;
+        for level in levels() {
+            if let Some(decided) = level.decide(level.git_ignore.as_ref(), path, is_dir) {
+                return decided;
+            }
+            if level.repository_root {
+                exclude = Some(level);
+                break;
+            }
+        }
+        if let Some(level) = exclude
+            && let Some(decided) = level.decide(level.exclude.as_ref(), path, is_dir)
+        {
+            return decided;
+        }
+        match global.matched(path, is_dir) {
+            Match::Ignore(_) => true,
+            Match::Whitelist(_) | Match::None => false,
+        }
+    }
+
+    /// `Some(ignored)` if `matcher` has a say on `path`.
+    fn decide(&self, matcher: Option<&Gitignore>, path: &str, is_dir: bool) -> Option<bool> {
+        let matcher = matcher.filter(|m| !m.is_empty())?;
+        let decision = match &self.place {
+            Place::Workspace(0) => matcher.matched(path, is_dir),
+            Place::Workspace(len) => matcher.matched(path.get(len + 1..)?, is_dir),
+            Place::Above(prefix) => matcher.matched(format!("{prefix}{path}"), is_dir),
+        };
+        match decision {
+            Match::Ignore(_) => Some(true),
+            Match::Whitelist(_) => Some(false),
+            Match::None => None,
+        }
+    }
+}
+
+/// The global excludes file's patterns (empty if there is none).
+pub(super) fn global_excludes() -> Gitignore {
+    let (matcher, error) = Gitignore::global();
+    if let Some(error) = error {
+        tracing::warn!(%error, "checkpoint: part of the global git excludes file is unreadable");
+    }
+    matcher
+}
+
+fn matcher(dir: &Path, file: &Path) -> Gitignore {
+    let mut builder = GitignoreBuilder::new(dir);
+    if let Some(error) = builder.add(file) {
+        tracing::warn!(%error, "checkpoint: part of an ignore file is unreadable");
+    }
+    builder.build().unwrap_or_else(|error| {
+        tracing::warn!(%error, "checkpoint: an ignore file is ignored");
+        Gitignore::empty()
+    })
+}
+
+/// The git directory whose `info/exclude` applies in `dir`: `dir/.git`, or for a linked
+/// worktree (a `.git` file naming its git directory) the repository's common directory.
+fn git_common_dir(dir: &Path) -> Option<PathBuf> {
+    let dot_git = dir.join(".git");
+    let meta = dot_git.symlink_metadata().ok()?;
+    if meta.is_dir() {
+        return Some(dot_git);
+    }
+    let text = fs::read_to_string(&dot_git).ok()?;
+    let git_dir = dir.join(text.strip_prefix("gitdir:")?.trim());
+    match fs::read_to_string(git_dir.join("commondir")) {
+        Ok(common) => Some(git_dir.join(common.trim())),
+        Err(_) => Some(git_dir),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn found(dir: &Path) -> IgnoreFilesFound {
+        IgnoreFilesFound {
+            dot_ignore: dir.join(".ignore").exists(),
+            git_ignore: dir.join(".gitignore").exists(),
+            git: dir.join(".git").exists(),
+        }
+    }
+
+    #[test]
+    fn deeper_files_win_ignore_files_beat_gitignore_and_exclude_applies_at_the_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let workspace = repo.join("ws");
+        fs::create_dir_all(repo.join(".git/info")).unwrap();
+        fs::create_dir_all(workspace.join("sub")).unwrap();
+        fs::write(repo.join(".gitignore"), "*.log\nbuild/\n").unwrap();
+        fs::write(repo.join(".git/info/exclude"), "secret.txt\n").unwrap();
+        fs::write(workspace.join(".gitignore"), "!keep.log\n/top-only\n").unwrap();
+        fs::write(workspace.join("sub/.gitignore"), "keep.log\n").unwrap();
+        fs::write(workspace.join("sub/.ignore"), "!kept-by-ignore.log\n").unwrap();
+        let global = Gitignore::empty();
+
+        let above = Rules::above_workspace(&workspace, &global);
+        let root = Rules::child(&above, &workspace, "", found(&workspace));
+        let sub = Rules::child(
+            &root,
+            &workspace.join("sub"),
+            "sub",
+            found(&workspace.join("sub")),
+        );
+        assert!(
+            root.ignores("x.log", false, &global),
+            "a parent's .gitignore applies"
+        );
+        assert!(
+            !root.ignores("keep.log", false, &global),
+            "a deeper negation wins"
+        );
+        assert!(
+            root.ignores("build", true, &global),
+            "directory patterns match directories"
+        );
+        assert!(!root.ignores("build", false, &global), "and not files");
+        assert!(root.ignores("top-only", false, &global));
+        assert!(
+            root.ignores("secret.txt", false, &global),
+            "info/exclude applies"
+        );
+        assert!(
+            !sub.ignores("sub/top-only", false, &global),
+            "anchored to its own directory"
+        );
+        assert!(
+            sub.ignores("sub/keep.log", false, &global),
+            "the deepest .gitignore wins"
+        );
+        assert!(
+            !sub.ignores("sub/kept-by-ignore.log", false, &global),
+            ".ignore beats every .gitignore"
+        );
+        assert!(!sub.ignores("sub/main.rs", false, &global));
+    }
+
+    #[test]
+    fn without_a_repository_only_the_workspace_own_files_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().join("ws");
+        fs::create_dir_all(&workspace).unwrap();
+        fs::write(dir.path().join(".gitignore"), "*.rs\n").unwrap();
+        fs::write(workspace.join(".gitignore"), "*.tmp\n").unwrap();
+        let global = Gitignore::empty();
+        let above = Rules::above_workspace(&workspace, &global);
+        assert!(!above.any_patterns());
+        let root = Rules::child(&above, &workspace, "", found(&workspace));
+        assert!(!root.ignores("main.rs", false, &global));
+        assert!(root.ignores("x.tmp", false, &global));
+    }
+}
