@@ -5,8 +5,12 @@
 //! root count only up to the root of the repository that holds the workspace.
 //!
 //! Rules form a chain, one level per directory that has ignore files, shared by the
-//! directories below it; a directory without any shares its parent's level. Only reading is
-//! done here: ignore files and the repository's `info/exclude`, never anything else of `.git`.
+//! directories below it; a directory without any shares its parent's level. Each level has a
+//! fingerprint of every ignore file in force (path and content): the stat cache records it per
+//! directory, and while it is unchanged the files and subdirectories a directory's record holds
+//! need no matching (git likewise matches only paths its index does not track). Only reading
+//! is done here: ignore files and the repository's `info/exclude`, never anything else of
+//! `.git`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,6 +18,14 @@ use std::sync::Arc;
 
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use super::stat_cache::checksum;
+
+/// The global excludes file's patterns and fingerprint.
+pub(super) struct GlobalExcludes {
+    pub matcher: Gitignore,
+    fingerprint: u64,
+}
 
 /// The ignore files a directory listing showed.
 #[derive(Debug, Default, Clone, Copy)]
@@ -42,6 +54,8 @@ pub(super) struct Rules {
     repository_root: bool,
     /// Some level of the chain, or the global excludes, has a pattern.
     any_patterns: bool,
+    /// Of the ignore files in force here (see the module docs).
+    fingerprint: u64,
 }
 
 enum Place {
@@ -54,7 +68,7 @@ enum Place {
 impl Rules {
     /// The rules in force at the workspace root before its own ignore files are read: those of
     /// the directories between it and the root of the repository holding it, if any.
-    pub fn above_workspace(root: &Path, global: &Gitignore) -> Arc<Rules> {
+    pub fn above_workspace(root: &Path, global: &GlobalExcludes) -> Arc<Rules> {
         let mut top = Arc::new(Rules {
             parent: None,
             place: Place::Workspace(0),
@@ -62,7 +76,8 @@ impl Rules {
             git_ignore: None,
             exclude: None,
             repository_root: false,
-            any_patterns: !global.is_empty(),
+            any_patterns: !global.matcher.is_empty(),
+            fingerprint: global.fingerprint,
         });
         if root.join(".git").symlink_metadata().is_ok() {
             return top;
@@ -111,17 +126,20 @@ impl Rules {
     }
 
     fn level(parent: &Arc<Rules>, dir: &Path, place: Place, found: IgnoreFilesFound) -> Arc<Rules> {
-        let dot_ignore = found.dot_ignore.then(|| matcher(dir, &dir.join(".ignore")));
-        let git_ignore = found
-            .git_ignore
-            .then(|| matcher(dir, &dir.join(".gitignore")));
+        let mut fingerprint = parent.fingerprint;
+        let mut read = |wanted: bool, file: PathBuf| {
+            let (matcher, of_file) = wanted.then(|| matcher(dir, &file))?;
+            fingerprint = checksum(fingerprint, &of_file.to_le_bytes());
+            Some(matcher)
+        };
+        let dot_ignore = read(found.dot_ignore, dir.join(".ignore"));
+        let git_ignore = read(found.git_ignore, dir.join(".gitignore"));
         let exclude = found
             .git
             .then(|| git_common_dir(dir))
             .flatten()
             .map(|common| common.join("info").join("exclude"))
-            .filter(|path| path.is_file())
-            .map(|path| matcher(dir, &path));
+            .and_then(|path| read(path.is_file(), path));
         let has = |m: &Option<Gitignore>| m.as_ref().is_some_and(|m| !m.is_empty());
         let any_patterns =
             parent.any_patterns || has(&dot_ignore) || has(&git_ignore) || has(&exclude);
@@ -133,7 +151,13 @@ impl Rules {
             exclude,
             repository_root: found.git,
             any_patterns,
+            fingerprint,
         })
+    }
+
+    /// Of the ignore files in force (see the module docs).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Whether some rule could ignore something (else matching is skipped).
@@ -142,7 +166,7 @@ impl Rules {
     }
 
     /// Whether the workspace-relative `path` is left out.
-    pub fn ignores(&self, path: &str, is_dir: bool, global: &Gitignore) -> bool {
+    pub fn ignores(&self, path: &str, is_dir: bool, global: &GlobalExcludes) -> bool {
         if !self.any_patterns {
             return false;
         }
@@ -167,7 +191,7 @@ impl Rules {
         {
             return decided;
         }
-        match global.matched(path, is_dir) {
+        match global.matcher.matched(path, is_dir) {
             Match::Ignore(_) => true,
             Match::Whitelist(_) | Match::None => false,
         }
@@ -189,24 +213,50 @@ impl Rules {
     }
 }
 
-/// The global excludes file's patterns (empty if there is none).
-pub(super) fn global_excludes() -> Gitignore {
-    let (matcher, error) = Gitignore::global();
-    if let Some(error) = error {
-        tracing::warn!(%error, "checkpoint: part of the global git excludes file is unreadable");
+/// The global excludes file (`core.excludesFile`, else `$XDG_CONFIG_HOME/git/ignore`); empty
+/// if there is none.
+pub(super) fn global_excludes(root: &Path) -> GlobalExcludes {
+    match ignore::gitignore::gitconfig_excludes_path().filter(|path| path.is_file()) {
+        Some(path) => {
+            let (matcher, fingerprint) = matcher(root, &path);
+            GlobalExcludes {
+                matcher,
+                fingerprint,
+            }
+        }
+        None => GlobalExcludes {
+            matcher: Gitignore::empty(),
+            fingerprint: 0,
+        },
     }
-    matcher
 }
 
-fn matcher(dir: &Path, file: &Path) -> Gitignore {
+/// The patterns of the ignore `file` that applies in `dir`, and a fingerprint of its path
+/// and content. An unreadable file has no patterns (with a warning); so has a bad line.
+fn matcher(dir: &Path, file: &Path) -> (Gitignore, u64) {
+    let content = fs::read(file).unwrap_or_else(|error| {
+        tracing::warn!(path = %file.display(), %error, "checkpoint: an ignore file is unreadable");
+        Vec::new()
+    });
+    let fingerprint = checksum(checksum(0, file.as_os_str().as_encoded_bytes()), &content);
     let mut builder = GitignoreBuilder::new(dir);
-    if let Some(error) = builder.add(file) {
-        tracing::warn!(%error, "checkpoint: part of an ignore file is unreadable");
+    let text = String::from_utf8_lossy(&content);
+    for (number, line) in text.lines().enumerate() {
+        // Like git, a byte order mark at the start is not part of the first pattern.
+        let line = if number == 0 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            line
+        };
+        if let Err(error) = builder.add_line(Some(file.to_path_buf()), line) {
+            tracing::warn!(path = %file.display(), line = number + 1, %error, "checkpoint: a bad ignore pattern is skipped");
+        }
     }
-    builder.build().unwrap_or_else(|error| {
-        tracing::warn!(%error, "checkpoint: an ignore file is ignored");
+    let matcher = builder.build().unwrap_or_else(|error| {
+        tracing::warn!(path = %file.display(), %error, "checkpoint: an ignore file is ignored");
         Gitignore::empty()
-    })
+    });
+    (matcher, fingerprint)
 }
 
 /// The git directory whose `info/exclude` applies in `dir`: `dir/.git`, or for a linked
@@ -250,7 +300,10 @@ mod tests {
         fs::write(workspace.join(".gitignore"), "!keep.log\n/top-only\n").unwrap();
         fs::write(workspace.join("sub/.gitignore"), "keep.log\n").unwrap();
         fs::write(workspace.join("sub/.ignore"), "!kept-by-ignore.log\n").unwrap();
-        let global = Gitignore::empty();
+        let global = GlobalExcludes {
+            matcher: Gitignore::empty(),
+            fingerprint: 0,
+        };
 
         let above = Rules::above_workspace(&workspace, &global);
         let root = Rules::child(&above, &workspace, "", found(&workspace));
@@ -300,11 +353,50 @@ mod tests {
         fs::create_dir_all(&workspace).unwrap();
         fs::write(dir.path().join(".gitignore"), "*.rs\n").unwrap();
         fs::write(workspace.join(".gitignore"), "*.tmp\n").unwrap();
-        let global = Gitignore::empty();
+        let global = GlobalExcludes {
+            matcher: Gitignore::empty(),
+            fingerprint: 0,
+        };
         let above = Rules::above_workspace(&workspace, &global);
         assert!(!above.any_patterns());
         let root = Rules::child(&above, &workspace, "", found(&workspace));
         assert!(!root.ignores("main.rs", false, &global));
         assert!(root.ignores("x.tmp", false, &global));
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_content_of_every_ignore_file_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().join("ws");
+        fs::create_dir_all(workspace.join("sub")).unwrap();
+        fs::write(workspace.join(".gitignore"), "*.tmp\n").unwrap();
+        let global = GlobalExcludes {
+            matcher: Gitignore::empty(),
+            fingerprint: 7,
+        };
+        let chain = || {
+            let above = Rules::above_workspace(&workspace, &global);
+            let root = Rules::child(&above, &workspace, "", found(&workspace));
+            let sub = Rules::child(
+                &root,
+                &workspace.join("sub"),
+                "sub",
+                found(&workspace.join("sub")),
+            );
+            (root.fingerprint(), sub.fingerprint())
+        };
+        let before = chain();
+        assert_eq!(
+            before.0, before.1,
+            "a directory without ignore files shares its parent's"
+        );
+        assert_eq!(chain(), before, "same files, same fingerprint");
+        fs::write(workspace.join(".gitignore"), "*.bak\n").unwrap();
+        let after = chain();
+        assert!(after.0 != before.0 && after.1 != before.1);
+        fs::write(workspace.join("sub/.ignore"), "x\n").unwrap();
+        let deeper = chain();
+        assert_eq!(deeper.0, after.0);
+        assert_ne!(deeper.1, after.1);
     }
 }

@@ -25,12 +25,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use git2::{ObjectType, Oid, Repository};
-use ignore::gitignore::Gitignore;
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir, openat, statat};
 use rustix::io::Errno;
 
 use super::checkpoint::CheckpointPhases;
-use super::ignore_rules::{self, IgnoreFilesFound, Rules};
+use super::ignore_rules::{self, GlobalExcludes, IgnoreFilesFound, Rules};
 use super::stat_cache::{CachedDir, CachedFile, Delta, DirRecord, PathHasher, StatCache};
 use super::{FileMode, FileVersion, NotStoredReason, SnapshotError, SnapshotStore};
 
@@ -78,13 +77,15 @@ struct ScannedDir {
     files: u32,
     not_stored: u32,
     files_read: u32,
+    /// Fingerprint of the ignore rules in force in it.
+    rules: u64,
 }
 
 /// What the walking threads share.
 struct Walk<'s> {
     store: &'s SnapshotStore,
     old: &'s StatCache,
-    global: Gitignore,
+    global: GlobalExcludes,
     /// The store's directory relative to the workspace root, when it is inside it.
     store_relative: Option<String>,
     queue: Mutex<Queue>,
@@ -251,6 +252,8 @@ impl Walk<'_> {
         let join = |name: &str| child_path(&job.relative, name);
 
         let cached_dir = self.old.dir(&job.relative);
+        // What the cached record holds was matched against these same rules: no need again.
+        let rules_known = cached_dir.is_some_and(|d| d.rules == rules.fingerprint());
         let mut cached = cached_dir
             .into_iter()
             .flat_map(|d| self.old.files(d))
@@ -278,8 +281,9 @@ impl Walk<'_> {
             if kind == FileType::Directory {
                 let name = name_of(entry);
                 let relative = join(name);
+                let known = rules_known && self.old.dir(&relative).is_some();
                 if self.store_relative.as_deref() == Some(relative.as_str())
-                    || rules.ignores(&relative, true, &self.global)
+                    || (!known && rules.ignores(&relative, true, &self.global))
                 {
                     continue;
                 }
@@ -308,7 +312,10 @@ impl Walk<'_> {
                     break;
                 }
             }
-            if rules.any_patterns() && rules.ignores(&join(name_of(entry)), false, &self.global) {
+            if rules.any_patterns()
+                && !(rules_known && known.is_some())
+                && rules.ignores(&join(name_of(entry)), false, &self.global)
+            {
                 same &= known.is_none();
                 continue;
             }
@@ -375,6 +382,7 @@ impl Walk<'_> {
             subdirs,
             not_stored,
             files_read,
+            rules: rules.fingerprint(),
         }))
     }
 }
@@ -485,7 +493,7 @@ pub(super) fn scan(
         .ok()
         .and_then(Path::to_str)
         .map(str::to_string);
-    let global = ignore_rules::global_excludes();
+    let global = ignore_rules::global_excludes(root);
     let rules = Rules::above_workspace(root, &global);
     let walk = Walk {
         store,
@@ -673,9 +681,10 @@ fn cache_delta(
         };
         let cached = old.dir(&dir.relative);
         kept += usize::from(cached.is_some());
-        let tree_same = cached.is_some_and(|c| c.tree == tree && c.entries == entries);
+        let record_same =
+            cached.is_some_and(|c| c.tree == tree && c.entries == entries && c.rules == dir.rules);
         let files = match (&dir.changed_files, cached) {
-            (None, _) if tree_same => continue,
+            (None, _) if record_same => continue,
             (None, None) => continue,
             (files, cached) => (files, cached),
         };
@@ -685,6 +694,7 @@ fn cache_delta(
             entries,
             files: dir.files,
             not_stored: dir.not_stored,
+            rules: dir.rules,
         });
         match files {
             (Some(files), _) => {

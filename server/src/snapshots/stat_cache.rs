@@ -33,7 +33,7 @@ use git2::Oid;
 
 use super::SnapshotError;
 
-const MAGIC: &[u8] = b"TACKSTAT3\n";
+const MAGIC: &[u8] = b"TACKSTAT4\n";
 const BASE: u8 = 0;
 const DELTA: u8 = 1;
 /// Seed of a base batch's checksum.
@@ -168,6 +168,8 @@ pub(super) struct CachedDir {
     pub entries: u32,
     pub files: u32,
     pub not_stored: u32,
+    /// Fingerprint of the ignore rules its files and subdirectories were matched against.
+    pub rules: u64,
 }
 
 /// One directory's new record, for [`Delta::push_dir`].
@@ -177,6 +179,7 @@ pub(super) struct DirRecord<'a> {
     pub entries: u32,
     pub files: u32,
     pub not_stored: u32,
+    pub rules: u64,
 }
 
 /// What a checkpoint changes in the cache: new directory records and the directories gone.
@@ -209,6 +212,7 @@ impl Delta {
         for n in [dir.entries, dir.files, dir.not_stored] {
             self.records.extend_from_slice(&n.to_le_bytes());
         }
+        self.records.extend_from_slice(&dir.rules.to_le_bytes());
         self.record_count += 1;
         start
     }
@@ -375,6 +379,7 @@ impl StatCache {
             let entries = u32::from_le_bytes(record.array()?);
             let files = u32::from_le_bytes(record.array()?);
             let not_stored = u32::from_le_bytes(record.array()?);
+            let rules = u64::from_le_bytes(record.array()?);
             let files_at = start + record_len - record.0.len();
             let dir = CachedDir {
                 record: (start, record_len),
@@ -383,6 +388,7 @@ impl StatCache {
                 entries,
                 files,
                 not_stored,
+                rules,
             };
             self.live_bytes += record_len;
             if let Some(old) = self.dirs.insert(path, dir) {
@@ -529,7 +535,7 @@ fn put_str(out: &mut Vec<u8>, text: &str) {
 
 /// A fast 64-bit checksum (four independent multiply-rotate lanes over 32-byte blocks, then
 /// the tail), enough to catch torn and stale writes; `seed` chains batches.
-fn checksum(seed: u64, bytes: &[u8]) -> u64 {
+pub(super) fn checksum(seed: u64, bytes: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mix = |lane: u64, word: u64| (lane ^ word).wrapping_mul(K).rotate_left(29);
     let word = |chunk: &[u8]| {
@@ -616,6 +622,7 @@ mod tests {
                 entries: files.len() as u32,
                 files: files.len() as u32,
                 not_stored: 0,
+                rules: 0,
             });
             for (name, n) in *files {
                 delta.push_file(name, &file(*n));
