@@ -517,7 +517,7 @@ pub(super) fn scan(
     };
     let mut phases = CheckpointPhases::default();
     let started = Instant::now();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    let threads = walk_threads(old);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| walk.work());
@@ -551,6 +551,18 @@ pub(super) fn scan(
         not_stored: scanned.iter().map(|dir| u64::from(dir.not_stored)).sum(),
         phases,
     })
+}
+
+/// How many threads walk. A scan with a cache is bound by `statat` and directory listings,
+/// system calls that block (on a cold cache, a network filesystem, a busy machine), so more
+/// threads than cores keep more of them in flight; like git's preload of the index for
+/// `git status` (a thread per 500 entries, at most 20): one per 8 directories the cache knows,
+/// 2 to 16. The first scan reads and stores every file: one thread per core, at most 8.
+fn walk_threads(old: &StatCache) -> usize {
+    if old.dir_count() == 0 {
+        return std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    }
+    (old.dir_count() / 8).clamp(2, 16)
 }
 
 /// Per scanned directory, its tree and entry count (`None`: empty, so not in its parent's
