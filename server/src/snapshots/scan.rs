@@ -19,7 +19,7 @@ use std::io::ErrorKind;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -181,9 +181,7 @@ impl Walk<'_> {
                 return Err(SnapshotError::io(root, error.into()));
             }
             Err(error) => {
-                if error != Errno::NOENT {
-                    tracing::warn!(path = %path().display(), %error, "checkpoint skipped an unreadable directory");
-                }
+                leave_out(path, error)?;
                 return Ok(None);
             }
         };
@@ -199,13 +197,8 @@ impl Walk<'_> {
         let mut found = IgnoreFilesFound::default();
         let mut raw = RawDir::new(&*dir, listing);
         while let Some(entry) = raw.next() {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(error) => {
-                    tracing::warn!(path = %path().display(), %error, "checkpoint could not list all of a directory");
-                    break;
-                }
-            };
+            // A listing cut short would record its missing files as deleted.
+            let entry = entry.map_err(|error| SnapshotError::io(&path(), error.into()))?;
             let name = entry.file_name().to_bytes();
             match name {
                 b"." | b".." => continue,
@@ -275,7 +268,10 @@ impl Walk<'_> {
                         kind = FileType::from_raw_mode(found.st_mode);
                         stat = Some(found);
                     }
-                    Err(_) => continue,
+                    Err(error) => {
+                        leave_out(|| path().join(name_of(entry)), error)?;
+                        continue;
+                    }
                 }
             }
             if kind == FileType::Directory {
@@ -325,9 +321,7 @@ impl Walk<'_> {
             ) {
                 Ok(stat) => stat,
                 Err(error) => {
-                    if error != Errno::NOENT {
-                        tracing::warn!(path = %path().join(name_of(entry)).display(), %error, "checkpoint skipped a file it cannot stat");
-                    }
+                    leave_out(|| path().join(name_of(entry)), error)?;
                     same &= known.is_none();
                     continue;
                 }
@@ -411,6 +405,21 @@ struct ListedEntry {
     start: u32,
     len: u16,
     kind: FileType,
+}
+
+/// Whether an entry the walk cannot open or stat is left out of the checkpoint: one that
+/// vanished or was replaced meanwhile (silently), or one tack may not read (with a warning).
+/// Any other error fails the checkpoint: a tree that silently lacks files would have a restore
+/// treat them as deleted.
+fn leave_out(path: impl FnOnce() -> PathBuf, error: Errno) -> Result<(), SnapshotError> {
+    match error {
+        Errno::NOENT | Errno::NOTDIR | Errno::LOOP => Ok(()),
+        Errno::ACCESS | Errno::PERM => {
+            tracing::warn!(path = %path().display(), %error, "checkpoint left out an entry it may not read");
+            Ok(())
+        }
+        error => Err(SnapshotError::io(&path(), error.into())),
+    }
 }
 
 fn child_path(dir: &str, name: &str) -> String {
@@ -764,4 +773,44 @@ pub(super) fn decode_placeholder(data: &[u8], mode: FileMode) -> Option<FileVers
         size,
         not_stored: Some(reason),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_vanished_or_unreadable_entries_are_left_out_other_errors_fail_the_checkpoint() {
+        let path = || PathBuf::from("/w/x");
+        for vanished in [Errno::NOENT, Errno::NOTDIR, Errno::LOOP, Errno::ACCESS] {
+            assert!(leave_out(path, vanished).is_ok(), "{vanished}");
+        }
+        for fatal in [Errno::MFILE, Errno::IO, Errno::NOMEM] {
+            let error = leave_out(path, fatal).unwrap_err();
+            assert!(error.to_string().contains("/w/x"), "{error}");
+        }
+    }
+
+    #[test]
+    fn tree_entries_sort_as_git_sorts_them() {
+        let mut names = [
+            ("a", true),
+            ("a-b", false),
+            ("a.c", false),
+            ("ab", false),
+            ("a", false),
+        ];
+        names.sort_by(|a, b| git_order(a.0, a.1, b.0, b.1));
+        assert_eq!(
+            names,
+            [
+                ("a", false),
+                ("a-b", false),
+                ("a.c", false),
+                ("a", true),
+                ("ab", false)
+            ]
+        );
+    }
 }
