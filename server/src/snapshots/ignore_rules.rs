@@ -280,86 +280,100 @@ fn git_common_dir(dir: &Path) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
-    fn found(dir: &Path) -> IgnoreFilesFound {
-        IgnoreFilesFound {
+    fn global(fingerprint: u64) -> GlobalExcludes {
+        GlobalExcludes {
+            matcher: Gitignore::empty(),
+            fingerprint,
+        }
+    }
+
+    /// The rules of `workspace` and of its `sub` directory, as a walk builds them.
+    fn workspace_and_sub(workspace: &Path, global: &GlobalExcludes) -> (Arc<Rules>, Arc<Rules>) {
+        let found = |dir: &Path| IgnoreFilesFound {
             dot_ignore: dir.join(".ignore").exists(),
             git_ignore: dir.join(".gitignore").exists(),
             git: dir.join(".git").exists(),
+        };
+        let above = Rules::above_workspace(workspace, global);
+        let root = Rules::child(&above, workspace, "", found(workspace));
+        let sub_dir = workspace.join("sub");
+        let sub = Rules::child(&root, &sub_dir, "sub", found(&sub_dir));
+        (root, sub)
+    }
+
+    fn write_files(root: &Path, files: &[(&str, &str)]) {
+        for (path, content) in files {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, content).unwrap();
         }
     }
 
     #[test]
     fn deeper_files_win_ignore_files_beat_gitignore_and_exclude_applies_at_the_repository() {
         let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        let workspace = repo.join("ws");
-        fs::create_dir_all(repo.join(".git/info")).unwrap();
-        fs::create_dir_all(workspace.join("sub")).unwrap();
-        fs::write(repo.join(".gitignore"), "*.log\nbuild/\n").unwrap();
-        fs::write(repo.join(".git/info/exclude"), "secret.txt\n").unwrap();
-        fs::write(workspace.join(".gitignore"), "!keep.log\n/top-only\n").unwrap();
-        fs::write(workspace.join("sub/.gitignore"), "keep.log\n").unwrap();
-        fs::write(workspace.join("sub/.ignore"), "!kept-by-ignore.log\n").unwrap();
-        let global = GlobalExcludes {
-            matcher: Gitignore::empty(),
-            fingerprint: 0,
-        };
-
-        let above = Rules::above_workspace(&workspace, &global);
-        let root = Rules::child(&above, &workspace, "", found(&workspace));
-        let sub = Rules::child(
-            &root,
-            &workspace.join("sub"),
-            "sub",
-            found(&workspace.join("sub")),
+        write_files(
+            dir.path(),
+            &[
+                ("repo/.gitignore", "*.log\nbuild/\n"),
+                ("repo/.git/info/exclude", "secret.txt\n"),
+                ("repo/ws/.gitignore", "!keep.log\n/top-only\n"),
+                ("repo/ws/sub/.gitignore", "keep.log\n"),
+                ("repo/ws/sub/.ignore", "!kept-by-ignore.log\n"),
+            ],
         );
-        assert!(
-            root.ignores("x.log", false, &global),
-            "a parent's .gitignore applies"
-        );
-        assert!(
-            !root.ignores("keep.log", false, &global),
-            "a deeper negation wins"
-        );
-        assert!(
-            root.ignores("build", true, &global),
-            "directory patterns match directories"
-        );
-        assert!(!root.ignores("build", false, &global), "and not files");
-        assert!(root.ignores("top-only", false, &global));
-        assert!(
-            root.ignores("secret.txt", false, &global),
-            "info/exclude applies"
-        );
-        assert!(
-            !sub.ignores("sub/top-only", false, &global),
-            "anchored to its own directory"
-        );
-        assert!(
-            sub.ignores("sub/keep.log", false, &global),
-            "the deepest .gitignore wins"
-        );
-        assert!(
-            !sub.ignores("sub/kept-by-ignore.log", false, &global),
-            ".ignore beats every .gitignore"
-        );
-        assert!(!sub.ignores("sub/main.rs", false, &global));
+        let global = global(0);
+        let (root, sub) = workspace_and_sub(&dir.path().join("repo/ws"), &global);
+        let cases = [
+            (&root, "x.log", false, true, "a parent's .gitignore applies"),
+            (&root, "keep.log", false, false, "a deeper negation wins"),
+            (
+                &root,
+                "build",
+                true,
+                true,
+                "directory patterns match directories",
+            ),
+            (&root, "build", false, false, "and not files"),
+            (&root, "top-only", false, true, "anchored at its directory"),
+            (&root, "secret.txt", false, true, "info/exclude applies"),
+            (&sub, "sub/top-only", false, false, "not below it"),
+            (
+                &sub,
+                "sub/keep.log",
+                false,
+                true,
+                "the deepest .gitignore wins",
+            ),
+            (
+                &sub,
+                "sub/kept-by-ignore.log",
+                false,
+                false,
+                ".ignore beats every .gitignore",
+            ),
+            (&sub, "sub/main.rs", false, false, "nothing matches"),
+        ];
+        for (rules, path, is_dir, ignored, why) in cases {
+            assert_eq!(
+                rules.ignores(path, is_dir, &global),
+                ignored,
+                "{path}: {why}"
+            );
+        }
     }
 
     #[test]
     fn without_a_repository_only_the_workspace_own_files_count() {
         let dir = tempfile::tempdir().unwrap();
+        write_files(
+            dir.path(),
+            &[(".gitignore", "*.rs\n"), ("ws/.gitignore", "*.tmp\n")],
+        );
         let workspace = dir.path().join("ws");
-        fs::create_dir_all(&workspace).unwrap();
-        fs::write(dir.path().join(".gitignore"), "*.rs\n").unwrap();
-        fs::write(workspace.join(".gitignore"), "*.tmp\n").unwrap();
-        let global = GlobalExcludes {
-            matcher: Gitignore::empty(),
-            fingerprint: 0,
-        };
-        let above = Rules::above_workspace(&workspace, &global);
-        assert!(!above.any_patterns());
-        let root = Rules::child(&above, &workspace, "", found(&workspace));
+        let global = global(0);
+        assert!(!Rules::above_workspace(&workspace, &global).any_patterns());
+        let (root, _) = workspace_and_sub(&workspace, &global);
         assert!(!root.ignores("main.rs", false, &global));
         assert!(root.ignores("x.tmp", false, &global));
     }
@@ -368,21 +382,10 @@ mod tests {
     fn the_fingerprint_follows_the_content_of_every_ignore_file_in_force() {
         let dir = tempfile::tempdir().unwrap();
         let workspace = dir.path().join("ws");
-        fs::create_dir_all(workspace.join("sub")).unwrap();
-        fs::write(workspace.join(".gitignore"), "*.tmp\n").unwrap();
-        let global = GlobalExcludes {
-            matcher: Gitignore::empty(),
-            fingerprint: 7,
-        };
+        write_files(&workspace, &[(".gitignore", "*.tmp\n"), ("sub/f", "")]);
+        let global = global(7);
         let chain = || {
-            let above = Rules::above_workspace(&workspace, &global);
-            let root = Rules::child(&above, &workspace, "", found(&workspace));
-            let sub = Rules::child(
-                &root,
-                &workspace.join("sub"),
-                "sub",
-                found(&workspace.join("sub")),
-            );
+            let (root, sub) = workspace_and_sub(&workspace, &global);
             (root.fingerprint(), sub.fingerprint())
         };
         let before = chain();

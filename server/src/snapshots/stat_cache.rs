@@ -594,6 +594,8 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn file(n: u8) -> CachedFile {
@@ -643,17 +645,19 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn deltas_are_appended_and_a_new_process_reads_the_same_state() {
+    /// A cache file in a new folder, holding a base of `dirs` (root tree `oid(1)`).
+    fn cache_with(dirs: &[(&str, &[(&str, u8)])]) -> (tempfile::TempDir, PathBuf, StatCache) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stat-cache");
         let mut cache = StatCache::default();
-        cache
-            .commit(
-                &path,
-                delta_with(1, &[("", &[("a", 1)]), ("d", &[("x", 2), ("y", 3)])], &[]),
-            )
-            .unwrap();
+        cache.commit(&path, delta_with(1, dirs, &[])).unwrap();
+        (dir, path, cache)
+    }
+
+    #[test]
+    fn deltas_are_appended_and_a_new_process_reads_the_same_state() {
+        let (_dir, path, mut cache) =
+            cache_with(&[("", &[("a", 1)]), ("d", &[("x", 2), ("y", 3)])]);
         let base_len = fs::metadata(&path).unwrap().len();
         assert!(cache.is_on_disk(&path));
 
@@ -685,12 +689,7 @@ mod tests {
 
     #[test]
     fn a_batch_cut_short_leaves_the_state_before_it_and_is_then_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stat-cache");
-        let mut cache = StatCache::default();
-        cache
-            .commit(&path, delta_with(1, &[("", &[("a", 1)])], &[]))
-            .unwrap();
+        let (_dir, path, mut cache) = cache_with(&[("", &[("a", 1)])]);
         cache
             .commit(&path, delta_with(2, &[("", &[("a", 3)])], &[]))
             .unwrap();
@@ -719,15 +718,7 @@ mod tests {
 
     #[test]
     fn a_delta_is_not_appended_onto_a_state_another_process_wrote() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stat-cache");
-        let mut first = StatCache::default();
-        first
-            .commit(
-                &path,
-                delta_with(1, &[("", &[("a", 1)]), ("d", &[("x", 2)])], &[]),
-            )
-            .unwrap();
+        let (_dir, path, mut first) = cache_with(&[("", &[("a", 1)]), ("d", &[("x", 2)])]);
         let mut second = StatCache::load(&path);
         second
             .commit(&path, delta_with(2, &[("d", &[("x", 4)])], &[]))
@@ -748,14 +739,9 @@ mod tests {
 
     #[test]
     fn dead_records_are_compacted_away() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stat-cache");
-        let mut cache = StatCache::default();
         let many: Vec<(String, u8)> = (0..2000).map(|i| (format!("f{i:05}"), 1)).collect();
         let many: Vec<(&str, u8)> = many.iter().map(|(n, i)| (n.as_str(), *i)).collect();
-        cache
-            .commit(&path, delta_with(1, &[("d", &many)], &[]))
-            .unwrap();
+        let (_dir, path, mut cache) = cache_with(&[("d", &many)]);
         let full = fs::metadata(&path).unwrap().len();
         for round in 0..200u8 {
             cache

@@ -786,18 +786,22 @@ fn git_write_tree(f: &Fixture, git_dir: &Path) -> String {
 fn checkpoint_trees_equal_gits_own_through_deletes_renames_and_ignore_changes() {
     let f = fixture();
     let git_dir = f._dir.path().join("check.git");
-    f.write(".gitignore", "*.log\nbuild/\n");
-    f.write("src/main.rs", "fn main() {}\n");
-    f.write("src/util/mod.rs", "pub mod a;\n");
-    f.write("src/util/a.rs", "pub fn a() {}\n");
-    f.write("src/util/keep.log", "kept by a negation\n");
-    f.write("src/util/.gitignore", "!keep.log\n");
-    f.write("docs/guide/intro.md", "# intro\n");
-    f.write("docs/guide/setup.md", "# setup\n");
-    f.write("build/out.o", "ignored\n");
-    f.write("debug.log", "ignored\n");
-    f.write("a-b", "sorts before a/ in git's order\n");
-    f.write("a/x", "x\n");
+    for (path, content) in [
+        (".gitignore", "*.log\nbuild/\n"),
+        ("src/main.rs", "fn main() {}\n"),
+        ("src/util/mod.rs", "pub mod a;\n"),
+        ("src/util/a.rs", "pub fn a() {}\n"),
+        ("src/util/keep.log", "kept by a negation\n"),
+        ("src/util/.gitignore", "!keep.log\n"),
+        ("docs/guide/intro.md", "# intro\n"),
+        ("docs/guide/setup.md", "# setup\n"),
+        ("build/out.o", "ignored\n"),
+        ("debug.log", "ignored\n"),
+        ("a-b", "sorts before a/ in git's order\n"),
+        ("a/x", "x\n"),
+    ] {
+        f.write(path, content);
+    }
     std::os::unix::fs::symlink("src/main.rs", f.root.join("link")).unwrap();
 
     type Step = Box<dyn Fn(&Fixture)>;
