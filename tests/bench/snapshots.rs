@@ -31,7 +31,7 @@ use tack::snapshots::{CheckpointPhases, SnapshotStore, no_overlay};
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 /// Rounds of each checkpoint measurement (each followed by a `git status`).
-const ROUNDS: usize = 11;
+const ROUNDS: usize = 21;
 /// Set in the child that takes one checkpoint: `<data dir>\n<workspace>`.
 const CHILD_VAR: &str = "TACK_BENCH_CHECKPOINT_CHILD";
 
