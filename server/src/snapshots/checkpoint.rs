@@ -4,6 +4,7 @@
 //! reading checkpoint trees back.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use git2::Oid;
 
@@ -29,6 +30,28 @@ pub struct CheckpointRecord {
     pub not_stored: u64,
 }
 
+/// How long each phase of one checkpoint took (the snapshot benchmark prints them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckpointPhases {
+    /// Taking the stat cache: reusing the one in memory or reading and decoding the file.
+    pub cache_load: Duration,
+    /// The walk: reading directories, `lstat` of every file, ignore matching, cache lookups,
+    /// and storing the files that changed.
+    pub walk: Duration,
+    /// Of the walk, the time spent reading and storing changed files, summed over threads.
+    pub blob_writes: Duration,
+    /// Writing the trees of changed directories.
+    pub trees: Duration,
+    /// Turning the walk's findings into the new cache.
+    pub cache_update: Duration,
+    /// Under the store lock: checking the root exists, appending the log line.
+    pub record: Duration,
+    /// Writing the stat cache file.
+    pub cache_save: Duration,
+    /// Files read afresh (not taken from the cache).
+    pub files_read: u64,
+}
+
 /// A file that differs between two checkpoint trees (`None`: absent on that side).
 pub(super) struct TreeDifference {
     pub path: String,
@@ -39,63 +62,85 @@ pub(super) struct TreeDifference {
 impl SnapshotStore {
     /// Records the whole worktree as checkpoint of `session` (see the module docs).
     pub fn checkpoint(&self, session: &str) -> Result<CheckpointRecord, SnapshotError> {
+        Ok(self.checkpoint_with_phases(session)?.0)
+    }
+
+    /// [`SnapshotStore::checkpoint`], also saying how long each phase took.
+    pub fn checkpoint_with_phases(
+        &self,
+        session: &str,
+    ) -> Result<(CheckpointRecord, CheckpointPhases), SnapshotError> {
+        let started = Instant::now();
         let log_path = self.log_path(session)?;
         let mut cache_slot = self.stat_cache.lock().unwrap_or_else(|p| p.into_inner());
         // The cache in memory is used only while it is the one on disk: a prune protects the
-        // objects of the cache on disk, not of one another process has since replaced.
+        // objects of the cache on disk, and a delta is appended only onto the state it was
+        // computed from.
         let cache_path = self.stat_cache_path();
-        let old = match cache_slot.take() {
-            Some(cache)
-                if cache.root.is_some() && cache.root == StatCache::root_on_disk(&cache_path) =>
-            {
-                cache
-            }
+        let mut cache = match cache_slot.take() {
+            Some(cache) if cache.is_on_disk(&cache_path) => cache,
             _ => StatCache::load(&cache_path),
         };
-        let scan_started_ns = now_ns();
+        let cache_load = started.elapsed();
+        let result = self.scan_and_record(session, &log_path, &cache_path, &mut cache);
+        *cache_slot = Some(cache);
+        let (record, mut phases) = result?;
+        phases.cache_load = cache_load;
+        Ok((record, phases))
+    }
+
+    /// The checkpoint after the cache is taken: scan, log line, cache update.
+    fn scan_and_record(
+        &self,
+        session: &str,
+        log_path: &Path,
+        cache_path: &Path,
+        cache: &mut StatCache,
+    ) -> Result<(CheckpointRecord, CheckpointPhases), SnapshotError> {
         let ScanOutcome {
             root,
-            cache,
+            delta,
             files,
             not_stored,
-            changed,
-        } = scan::scan(self, old, scan_started_ns)?;
-        let record = {
-            let _lock = self.lock()?;
-            if !self.has_object(&root.to_string())? {
-                return Err(SnapshotError::MissingObject(root.to_string()));
-            }
-            let log = self.read_log(session)?;
-            let record = CheckpointRecord {
-                id: log.next_checkpoint_id(),
-                time_ms: now_ms(),
-                tree: root.to_string(),
-                position: log.applied,
-                changes_before: log.next_change_id().0 - 1,
+            mut phases,
+        } = scan::scan(self, cache, now_ns())?;
+        let started = Instant::now();
+        let _lock = self.lock()?;
+        if !self.has_object(&root.to_string())? {
+            return Err(SnapshotError::MissingObject(root.to_string()));
+        }
+        let log = self.read_log(session)?;
+        let record = CheckpointRecord {
+            id: log.next_checkpoint_id(),
+            time_ms: now_ms(),
+            tree: root.to_string(),
+            position: log.applied,
+            changes_before: log.next_change_id().0 - 1,
+            files,
+            not_stored,
+        };
+        log::append(
+            log_path,
+            &Event::Checkpoint {
+                checkpoint: record.id,
+                time_ms: record.time_ms,
+                tree: record.tree.clone(),
+                position: record.position,
+                changes_before: record.changes_before,
                 files,
                 not_stored,
-            };
-            log::append(
-                &log_path,
-                &Event::Checkpoint {
-                    checkpoint: record.id,
-                    time_ms: record.time_ms,
-                    tree: record.tree.clone(),
-                    position: record.position,
-                    changes_before: record.changes_before,
-                    files,
-                    not_stored,
-                },
-            )?;
-            record
-        };
-        if !changed {
-            // Nothing was reread and nothing vanished: the cache on disk is still right.
-        } else if let Err(error) = cache.save(&self.stat_cache_path()) {
-            tracing::warn!(%error, "cannot save the checkpoint stat cache; the next checkpoint rereads every file");
+            },
+        )?;
+        phases.record = started.elapsed();
+        let started = Instant::now();
+        // An empty delta: nothing changed, the cache on disk is still right.
+        if !delta.is_empty()
+            && let Err(error) = cache.commit(cache_path, delta)
+        {
+            tracing::warn!(%error, "cannot save the checkpoint stat cache; the next checkpoint rereads what changed since the last one saved");
         }
-        *cache_slot = Some(cache);
-        Ok(record)
+        phases.cache_save = started.elapsed();
+        Ok((record, phases))
     }
 
     /// The checkpoints of `session`, oldest first.
@@ -113,7 +158,7 @@ impl SnapshotStore {
             .and_then(|c| c.root);
         in_memory
             .into_iter()
-            .chain(StatCache::root_on_disk(&self.stat_cache_path()))
+            .chain(StatCache::load(&self.stat_cache_path()).root)
             .collect()
     }
 
@@ -220,8 +265,8 @@ impl SnapshotStore {
     }
 }
 
-fn now_ns() -> i128 {
+fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
+        .map_or(0, |d| d.as_nanos() as i64)
 }

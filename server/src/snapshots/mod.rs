@@ -14,9 +14,10 @@
 //!   committed, change abandoned, checkpoint taken, undo/redo/restore applied. A torn last line
 //!   (a process killed mid-write) is skipped.
 //! - `lock` — an advisory file lock held for the microseconds it takes to append to a log or
-//!   to delete a batch of unreachable objects during pruning.
-//! - `stat-cache` — the session checkpoint's cache of file stat data and hashes, like git's
-//!   index, so a checkpoint costs about what `git status` costs.
+//!   a stat cache delta, or to delete a batch of unreachable objects during pruning.
+//! - `stat-cache` — the session checkpoint's cache of file stat data and hashes per directory,
+//!   like git's index: a base and appended deltas holding only the directories that changed
+//!   (see `stat_cache.rs`), so a checkpoint costs what `git status` costs or less.
 //! - `workspace` — the workspace path the key stands for; `last-prune` — when
 //!   [`SnapshotStore::prune_if_due`] last ran.
 //!
@@ -32,8 +33,14 @@
 //! files are written atomically ([`RestorePlan::apply_to_disk`]); then
 //! [`SnapshotStore::record_applied`] moves the session's position.
 //!
-//! A *checkpoint* records the whole worktree (honouring `.gitignore`) as a git tree, built
-//! incrementally from a stat cache, for "put everything back as it was at the start".
+//! A *checkpoint* records the whole worktree (honouring `.gitignore`, `.ignore`, the
+//! repository's `info/exclude` and the global excludes file) as a git tree, built
+//! incrementally from a stat cache, for "put everything back as it was at the start". The
+//! walk (`scan.rs`) lists each directory once and `statat`s each file relative to it; files
+//! whose stat data the cache trusts are neither read nor matched against ignore rules again;
+//! only the trees of directories whose content changed are written. The trees equal what
+//! `git add -A && git write-tree` writes for the same files
+//! (`tests::checkpoint_trees_equal_gits_own_through_deletes_renames_and_ignore_changes`).
 //!
 //! The user's repository is never opened: the store is a separate repository, nothing here
 //! runs git commands or reads the user's index; the checkpoint walk only reads ignore files.
@@ -53,11 +60,15 @@
 //!   git repositories work (every other test runs in one).
 //! - The store stays consistent with two processes on it and after a SIGKILL:
 //!   `tests::two_processes_record_into_one_session_without_loss`,
-//!   `tests::a_process_killed_mid_snapshot_leaves_a_consistent_store`.
+//!   `tests::a_process_killed_mid_snapshot_leaves_a_consistent_store`; the stat cache keeps
+//!   the state before a delta cut short and never appends onto a state it did not compute
+//!   from (`stat_cache::tests::a_batch_cut_short_leaves_the_state_before_it_and_is_then_overwritten`,
+//!   `stat_cache::tests::a_delta_is_not_appended_onto_a_state_another_process_wrote`).
 
 mod change;
 mod checkpoint;
 pub mod cli;
+mod ignore_rules;
 mod log;
 mod merge;
 mod prune;
@@ -73,7 +84,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use change::{ChangeRecord, ChangeStatus, FileChange, PendingChange};
-pub use checkpoint::CheckpointRecord;
+pub use checkpoint::{CheckpointPhases, CheckpointRecord};
 pub use merge::LineRange;
 pub use prune::{PruneReport, Retention};
 pub use restore::{

@@ -1,188 +1,432 @@
-//! Scanning the worktree for a checkpoint: a parallel walk that honours `.gitignore`,
-//! `.ignore` and `.git/info/exclude` and never enters `.git` or the store itself, reusing the
-//! stat cache for files whose stat data is unchanged; then trees written bottom-up, only for
-//! directories whose content changed (the others keep their cached tree id).
+//! Scanning the worktree for a checkpoint: a parallel walk over directories (each listed
+//! once, each file `lstat`ed relative to its open directory, as cheap as the kernel allows)
+//! that honours the ignore rules ([`super::ignore_rules`]) and never enters `.git` or the
+//! store itself; per directory, the listing is merged in name order with the stat cache's
+//! record, so a file whose stat data is unchanged is neither read nor allocated for; then
+//! trees written bottom-up, only for directories whose content changed (the others keep their
+//! cached tree id); and the cache [`Delta`]: the records of the directories that changed.
 //!
 //! Files the policy keeps by hash only (large or binary) appear in the tree as a small
 //! placeholder blob naming their real blob id, size and reason, so the tree stays a valid git
 //! tree and a restore knows exactly what it lacks.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{HashMap, HashSet};
+use std::ffi::CStr;
 use std::fs;
 use std::hash::BuildHasherDefault;
 use std::io::ErrorKind;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use git2::{ObjectType, Oid};
-use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkState};
+use git2::{ObjectType, Oid, Repository};
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RawDir, openat, statat};
+use rustix::io::Errno;
 
-use super::stat_cache::{CachedFile, CachedTree, PathHasher, PathMap, StatCache};
-use super::store::mode_of;
+use super::checkpoint::CheckpointPhases;
+use super::ignore_rules::{self, GlobalExcludes, IgnoreFilesFound, Rules};
+use super::stat_cache::{CachedDir, CachedFile, Delta, DirRecord, PathHasher, StatCache};
 use super::{FileMode, FileVersion, NotStoredReason, SnapshotError, SnapshotStore};
 
 const PLACEHOLDER_MAGIC: &[u8] = b"tack-not-stored\0";
 
-/// The result of one scan: the worktree's root tree and the cache to keep.
+/// The result of one scan.
 pub(super) struct ScanOutcome {
+    /// The worktree's root tree.
     pub root: Oid,
-    pub cache: StatCache,
+    /// What to write to the stat cache (empty: it is still right).
+    pub delta: Delta,
     pub files: u64,
     pub not_stored: u64,
-    /// Some file was read afresh or disappeared (else the cache on disk is still right).
-    pub changed: bool,
+    /// The walk's, the trees' and the delta's (the caller fills in the rest).
+    pub phases: CheckpointPhases,
 }
 
-/// Writes objects through one repository handle shared by the walking threads.
-struct ObjectWriter(Mutex<git2::Repository>);
-
-impl ObjectWriter {
-    fn write(&self, kind: ObjectType, bytes: &[u8]) -> Result<Oid, SnapshotError> {
-        let repo = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(repo.odb()?.write(kind, bytes)?)
-    }
+/// A directory to list, with the ignore rules in force in it.
+struct Job {
+    relative: String,
+    /// Its parent, open (`None` for the workspace root): the directory is opened relative to
+    /// it, without following a symlink put in its place.
+    parent: Option<Arc<OwnedFd>>,
+    rules: Arc<Rules>,
+    depth: u32,
 }
 
-/// One file found by the walk.
-struct ScannedFile<'s> {
-    /// Borrowed from the old cache's key when the file was there (no allocation per file).
-    relative: Cow<'s, str>,
-    /// Where the file name starts in `relative`.
-    name_start: usize,
-    mode: FileMode,
-    cached: CachedFile,
-    /// Taken from the cache without reading the file.
-    reused: bool,
-    /// The old cache had this path.
-    known: bool,
+/// The directories waiting to be listed.
+struct Queue {
+    jobs: Vec<Job>,
+    /// Jobs being worked on (their subdirectories may still come).
+    busy: usize,
+    stop: bool,
 }
 
-/// What the walk shares between its threads.
-struct Shared<'s> {
+/// One directory as the walk found it.
+struct ScannedDir {
+    relative: String,
+    depth: u32,
+    /// Subdirectories walked (not ignored), in name order.
+    subdirs: Vec<String>,
+    /// Its files in name order, when they differ from the cached record; `None` when the
+    /// record holds exactly them.
+    changed_files: Option<Vec<(String, CachedFile)>>,
+    files: u32,
+    not_stored: u32,
+    files_read: u32,
+    /// Fingerprint of the ignore rules in force in it.
+    rules: u64,
+}
+
+/// What the walking threads share.
+struct Walk<'s> {
     store: &'s SnapshotStore,
-    /// A fresh handle for writing (see [`SnapshotStore::fresh_repo`]): an object that only a
-    /// pack removed by another process's prune still holds must be written again.
-    objects: &'s ObjectWriter,
     old: &'s StatCache,
-    found: Mutex<Vec<ScannedFile<'s>>>,
+    global: GlobalExcludes,
+    /// The store's directory relative to the workspace root, when it is inside it.
+    store_relative: Option<String>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    scanned: Mutex<Vec<ScannedDir>>,
     error: Mutex<Option<SnapshotError>>,
+    /// Nanoseconds spent storing changed files, summed over threads.
+    blob_write_ns: AtomicU64,
 }
 
-/// One walking thread's visitor; hands its files over when the walk drops it.
-struct Visitor<'v, 's> {
-    shared: &'v Shared<'s>,
-    found: Vec<ScannedFile<'s>>,
-}
-
-struct Builder<'v, 's>(&'v Shared<'s>);
-
-impl<'v, 's: 'v> ParallelVisitorBuilder<'v> for Builder<'v, 's> {
-    fn build(&mut self) -> Box<dyn ParallelVisitor + 'v> {
-        Box::new(Visitor {
-            shared: self.0,
-            found: Vec::new(),
-        })
+impl Walk<'_> {
+    /// One thread: takes directories off the queue until none are left (or one failed).
+    fn work(&self) {
+        // Opened when this thread first stores a file: a fresh handle (see
+        // [`SnapshotStore::fresh_repo`]), since an object that only a pack removed by another
+        // process's prune still holds must be written again.
+        let mut writer = None;
+        let mut buffers = Buffers::new();
+        let mut scanned = Vec::new();
+        loop {
+            let job = {
+                let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if queue.stop {
+                        break None;
+                    }
+                    if let Some(job) = queue.jobs.pop() {
+                        queue.busy += 1;
+                        break Some(job);
+                    }
+                    if queue.busy == 0 {
+                        break None;
+                    }
+                    queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let Some(job) = job else {
+                break;
+            };
+            let mut children = Vec::new();
+            let result = self.scan_dir(job, &mut buffers, &mut writer, &mut children);
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.busy -= 1;
+            match result {
+                Ok(Some(dir)) => scanned.push(dir),
+                Ok(None) => {}
+                Err(error) => {
+                    let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(error);
+                    queue.stop = true;
+                }
+            }
+            let wake = !children.is_empty() || queue.busy == 0 || queue.stop;
+            queue.jobs.append(&mut children);
+            drop(queue);
+            if wake {
+                self.wake.notify_all();
+            }
+        }
+        self.wake.notify_all();
+        let mut all = self.scanned.lock().unwrap_or_else(|p| p.into_inner());
+        all.append(&mut scanned);
     }
-}
 
-impl ParallelVisitor for Visitor<'_, '_> {
-    fn visit(&mut self, entry: Result<DirEntry, ignore::Error>) -> WalkState {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(error) => {
-                tracing::warn!(%error, "checkpoint skipped an unreadable entry");
-                return WalkState::Continue;
+    /// Lists one directory, queues its subdirectories and takes its files (see the module
+    /// docs). `None` if it vanished or cannot be read (then it is left out, with a warning).
+    fn scan_dir(
+        &self,
+        job: Job,
+        buffers: &mut Buffers,
+        writer: &mut Option<Repository>,
+        children: &mut Vec<Job>,
+    ) -> Result<Option<ScannedDir>, SnapshotError> {
+        let root = self.store.workspace_root();
+        let path = || {
+            if job.relative.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(&job.relative)
             }
         };
-        if entry.depth() == 0 || entry.file_type().is_none_or(|t| t.is_dir()) {
-            return WalkState::Continue;
-        }
-        match self.scan_file(&entry) {
-            Ok(Some(file)) => self.found.push(file),
-            Ok(None) => {}
-            Err(error) => {
-                let mut slot = self.shared.error.lock().unwrap_or_else(|p| p.into_inner());
-                slot.get_or_insert(error);
-                return WalkState::Quit;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let opened = match &job.parent {
+            None => openat(CWD, root, flags, Mode::empty()),
+            Some(parent) => {
+                let name = job.relative.rsplit('/').next().unwrap_or_default();
+                openat(parent, name, flags, Mode::empty())
             }
-        }
-        WalkState::Continue
-    }
-}
-
-impl Drop for Visitor<'_, '_> {
-    fn drop(&mut self) {
-        let mut found = self.shared.found.lock().unwrap_or_else(|p| p.into_inner());
-        found.append(&mut self.found);
-    }
-}
-
-impl<'s> Visitor<'_, 's> {
-    fn scan_file(&self, entry: &DirEntry) -> Result<Option<ScannedFile<'s>>, SnapshotError> {
-        let store = self.shared.store;
-        let Ok(relative) = entry.path().strip_prefix(store.workspace_root()) else {
-            return Ok(None);
         };
-        let Some(relative) = relative.to_str() else {
-            tracing::warn!(path = %entry.path().display(), "checkpoint skipped a non-UTF-8 path");
-            return Ok(None);
-        };
-        let meta = match entry.metadata() {
-            Ok(meta) => meta,
+        let dir = match opened {
+            Ok(dir) => Arc::new(dir),
+            Err(error) if job.parent.is_none() => {
+                return Err(SnapshotError::io(root, error.into()));
+            }
             Err(error) => {
-                tracing::warn!(%error, "checkpoint skipped a file it cannot stat");
+                leave_out(path, error)?;
                 return Ok(None);
             }
         };
-        if !(meta.is_file() || meta.file_type().is_symlink()) {
-            return Ok(None);
+
+        // The listing: names in one buffer (with their NUL, for `statat`), sorted.
+        let Buffers {
+            listing,
+            names,
+            entries,
+        } = buffers;
+        names.clear();
+        entries.clear();
+        let mut found = IgnoreFilesFound::default();
+        let mut raw = RawDir::new(&*dir, listing);
+        while let Some(entry) = raw.next() {
+            // A listing cut short would record its missing files as deleted.
+            let entry = entry.map_err(|error| SnapshotError::io(&path(), error.into()))?;
+            let name = entry.file_name().to_bytes();
+            match name {
+                b"." | b".." => continue,
+                b".git" => {
+                    found.git = true;
+                    continue;
+                }
+                b".gitignore" => found.git_ignore = true,
+                b".ignore" => found.dot_ignore = true,
+                _ => {}
+            }
+            if std::str::from_utf8(name).is_err() {
+                let name = std::ffi::OsStr::from_bytes(name);
+                tracing::warn!(path = %path().join(name).display(), "checkpoint skipped a non-UTF-8 path");
+                continue;
+            }
+            let start = names.len();
+            names.extend_from_slice(entry.file_name().to_bytes_with_nul());
+            entries.push(ListedEntry {
+                start: start as u32,
+                len: name.len() as u16,
+                kind: entry.file_type(),
+            });
         }
-        let stat = CachedFile {
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-            size: meta.size(),
-            ino: meta.ino(),
-            st_mode: meta.mode(),
-            entry: Oid::ZERO_SHA1,
-            not_stored: false,
+        let names: &[u8] = names;
+        let bytes_of = |entry: &ListedEntry| {
+            let start = entry.start as usize;
+            &names[start..start + entry.len as usize]
         };
-        let name_start = relative.rfind('/').map_or(0, |slash| slash + 1);
-        let mode = mode_of(&meta);
-        let old: &'s StatCache = self.shared.old;
-        let known = old.files.get_key_value(relative);
-        if let Some((key, cached)) = known.filter(|(_, cached)| old.trusts(cached, &stat)) {
-            let relative = Cow::Borrowed(key.as_str());
-            return Ok(Some(ScannedFile {
-                relative,
-                name_start,
-                mode,
-                cached: *cached,
-                reused: true,
-                known: true,
-            }));
+        // Checked UTF-8 above.
+        let name_of =
+            |entry: &ListedEntry| std::str::from_utf8(bytes_of(entry)).unwrap_or_default();
+        let c_name_of = |entry: &ListedEntry| {
+            let start = entry.start as usize;
+            CStr::from_bytes_with_nul(&names[start..=start + entry.len as usize])
+                .unwrap_or_default()
+        };
+        entries.sort_unstable_by(|a, b| bytes_of(a).cmp(bytes_of(b)));
+        let rules = if found.any() {
+            Rules::child(&job.rules, &path(), &job.relative, found)
+        } else {
+            Arc::clone(&job.rules)
+        };
+        let join = |name: &str| child_path(&job.relative, name);
+
+        let cached_dir = self.old.dir(&job.relative);
+        // What the cached record holds was matched against these same rules: no need again.
+        let rules_known = cached_dir.is_some_and(|d| d.rules == rules.fingerprint());
+        let mut cached = cached_dir
+            .into_iter()
+            .flat_map(|d| self.old.files(d))
+            .peekable();
+        // The cached record holds exactly these files (so far).
+        let mut same = cached_dir.is_some();
+        // (listing entry, data) of each file taken.
+        let mut files: Vec<(&ListedEntry, CachedFile)> = Vec::with_capacity(entries.len());
+        let mut subdirs = Vec::new();
+        let (mut not_stored, mut files_read) = (0, 0);
+        for entry in entries.iter() {
+            let name = bytes_of(entry);
+            let mut stat = None;
+            let mut kind = entry.kind;
+            if kind == FileType::Unknown {
+                // The filesystem does not say in its listing: ask.
+                match statat(&*dir, c_name_of(entry), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(found) => {
+                        kind = FileType::from_raw_mode(found.st_mode);
+                        stat = Some(found);
+                    }
+                    Err(error) => {
+                        leave_out(|| path().join(name_of(entry)), error)?;
+                        continue;
+                    }
+                }
+            }
+            if kind == FileType::Directory {
+                let name = name_of(entry);
+                let relative = join(name);
+                let known = rules_known && self.old.dir(&relative).is_some();
+                if self.store_relative.as_deref() == Some(relative.as_str())
+                    || (!known && rules.ignores(&relative, true, &self.global))
+                {
+                    continue;
+                }
+                children.push(Job {
+                    relative,
+                    parent: Some(Arc::clone(&dir)),
+                    rules: Arc::clone(&rules),
+                    depth: job.depth + 1,
+                });
+                subdirs.push(name.to_string());
+                continue;
+            }
+            if !matches!(kind, FileType::RegularFile | FileType::Symlink) {
+                continue;
+            }
+            // The cached file of this name; cached files passed over are gone.
+            let mut known = None;
+            while let Some((cached_name, file)) = cached.peek() {
+                match (*cached_name).cmp(name) {
+                    Ordering::Less => same = false,
+                    Ordering::Equal => known = Some(*file),
+                    Ordering::Greater => break,
+                }
+                cached.next();
+                if known.is_some() {
+                    break;
+                }
+            }
+            if rules.any_patterns()
+                && !(rules_known && known.is_some())
+                && rules.ignores(&join(name_of(entry)), false, &self.global)
+            {
+                same &= known.is_none();
+                continue;
+            }
+            let stat = match stat.map_or_else(
+                || statat(&*dir, c_name_of(entry), AtFlags::SYMLINK_NOFOLLOW),
+                Ok,
+            ) {
+                Ok(stat) => stat,
+                Err(error) => {
+                    leave_out(|| path().join(name_of(entry)), error)?;
+                    same &= known.is_none();
+                    continue;
+                }
+            };
+            let kind = FileType::from_raw_mode(stat.st_mode);
+            if !matches!(kind, FileType::RegularFile | FileType::Symlink) {
+                same &= known.is_none();
+                continue;
+            }
+            let stat = CachedFile::stat_of(&stat);
+            let file = match known {
+                Some(known) if self.old.trusts(&known, &stat) => known,
+                _ => {
+                    files_read += 1;
+                    let started = Instant::now();
+                    let repo = match writer {
+                        Some(repo) => repo,
+                        None => writer.insert(self.store.fresh_repo()?),
+                    };
+                    let file_path = path().join(name_of(entry));
+                    let is_symlink = kind == FileType::Symlink;
+                    let stored = store_file(self.store, repo, &file_path, is_symlink, stat.size);
+                    self.blob_write_ns
+                        .fetch_add(started.elapsed().as_nanos() as u64, AtomicOrdering::Relaxed);
+                    let Some((entry, not_stored)) = stored? else {
+                        same &= known.is_none();
+                        continue;
+                    };
+                    CachedFile {
+                        entry,
+                        not_stored,
+                        ..stat
+                    }
+                }
+            };
+            same &= known == Some(file);
+            not_stored += u32::from(file.not_stored);
+            files.push((entry, file));
         }
-        let Some((entry_id, not_stored)) =
-            store_file(store, self.shared.objects, entry.path(), &meta)?
-        else {
-            return Ok(None);
-        };
-        let cached = CachedFile {
-            entry: entry_id,
+        same &= cached.next().is_none();
+        let changed_files = (!same).then(|| {
+            files
+                .iter()
+                .map(|&(entry, file)| (name_of(entry).to_string(), file))
+                .collect()
+        });
+        Ok(Some(ScannedDir {
+            files: files.len() as u32,
+            changed_files,
+            relative: job.relative,
+            depth: job.depth,
+            subdirs,
             not_stored,
-            ..stat
-        };
-        let relative = Cow::Owned(relative.to_string());
-        Ok(Some(ScannedFile {
-            relative,
-            name_start,
-            mode,
-            cached,
-            reused: false,
-            known: known.is_some(),
+            files_read,
+            rules: rules.fingerprint(),
         }))
+    }
+}
+
+/// A walking thread's buffers, reused from one directory to the next.
+struct Buffers {
+    /// What `getdents` fills.
+    listing: Vec<MaybeUninit<u8>>,
+    /// The names listed, each with its NUL.
+    names: Vec<u8>,
+    entries: Vec<ListedEntry>,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        Buffers {
+            listing: vec![MaybeUninit::uninit(); 64 * 1024],
+            names: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// One name of a directory listing, in [`Buffers::names`].
+struct ListedEntry {
+    start: u32,
+    len: u16,
+    kind: FileType,
+}
+
+/// Whether an entry the walk cannot open or stat is left out of the checkpoint: one that
+/// vanished or was replaced meanwhile (silently), or one tack may not read (with a warning).
+/// Any other error fails the checkpoint: a tree that silently lacks files would have a restore
+/// treat them as deleted.
+fn leave_out(path: impl FnOnce() -> PathBuf, error: Errno) -> Result<(), SnapshotError> {
+    match error {
+        Errno::NOENT | Errno::NOTDIR | Errno::LOOP => Ok(()),
+        Errno::ACCESS | Errno::PERM => {
+            tracing::warn!(path = %path().display(), %error, "checkpoint left out an entry it may not read");
+            Ok(())
+        }
+        error => Err(SnapshotError::io(&path(), error.into())),
+    }
+}
+
+fn child_path(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
     }
 }
 
@@ -190,30 +434,32 @@ impl<'s> Visitor<'_, 's> {
 /// `None` if the file vanished meanwhile.
 fn store_file(
     store: &SnapshotStore,
-    objects: &ObjectWriter,
+    repo: &Repository,
     path: &Path,
-    meta: &fs::Metadata,
+    is_symlink: bool,
+    size: u64,
 ) -> Result<Option<(Oid, bool)>, SnapshotError> {
-    if meta.file_type().is_symlink() {
+    if is_symlink {
         return match fs::read_link(path) {
             Ok(target) => Ok(Some((
-                objects.write(ObjectType::Blob, target.as_os_str().as_bytes())?,
+                repo.odb()?
+                    .write(ObjectType::Blob, target.as_os_str().as_bytes())?,
                 false,
             ))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(SnapshotError::io(path, e)),
         };
     }
-    if meta.size() > store.options.large_file_cap && !store.options.store_large_and_binary {
+    if size > store.options.large_file_cap && !store.options.store_large_and_binary {
         let blob = match Oid::hash_file(ObjectType::Blob, path) {
             Ok(blob) => blob,
             Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         return Ok(Some((
-            objects.write(
+            repo.odb()?.write(
                 ObjectType::Blob,
-                &placeholder(blob, meta.size(), NotStoredReason::Large),
+                &placeholder(blob, size, NotStoredReason::Large),
             )?,
             true,
         )));
@@ -225,11 +471,11 @@ fn store_file(
     };
     Ok(Some(
         match store.not_stored_reason(bytes.len() as u64, &bytes) {
-            None => (objects.write(ObjectType::Blob, &bytes)?, false),
+            None => (repo.odb()?.write(ObjectType::Blob, &bytes)?, false),
             Some(reason) => {
                 let blob = Oid::hash_object(ObjectType::Blob, &bytes)?;
                 (
-                    objects.write(
+                    repo.odb()?.write(
                         ObjectType::Blob,
                         &placeholder(blob, bytes.len() as u64, reason),
                     )?,
@@ -240,203 +486,264 @@ fn store_file(
     ))
 }
 
-/// Walks the worktree and writes its tree (see the module docs); `old` becomes the new cache.
+/// Walks the worktree, writes its trees and computes the cache delta (see the module docs).
 pub(super) fn scan(
     store: &SnapshotStore,
-    old: StatCache,
-    scan_started_ns: i128,
+    old: &StatCache,
+    scan_started_ns: i64,
 ) -> Result<ScanOutcome, SnapshotError> {
     let root = store.workspace_root();
     let store_dir = store
         .store_dir()
         .canonicalize()
         .unwrap_or_else(|_| store.store_dir().to_path_buf());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
-    let mut builder = ignore::WalkBuilder::new(root);
-    builder
-        .hidden(false)
-        .parents(true)
-        .ignore(true)
-        .git_ignore(true)
-        .git_global(true)
-        .git_exclude(true)
-        .require_git(false)
-        .follow_links(false)
-        .threads(threads)
-        .filter_entry(move |entry| entry.file_name() != ".git" && entry.path() != store_dir);
-    let objects = ObjectWriter(Mutex::new(store.fresh_repo()?));
-    let shared = Shared {
+    let store_relative = store_dir
+        .strip_prefix(root)
+        .ok()
+        .and_then(Path::to_str)
+        .map(str::to_string);
+    let global = ignore_rules::global_excludes(root);
+    let rules = Rules::above_workspace(root, &global);
+    let walk = Walk {
         store,
-        objects: &objects,
-        old: &old,
-        found: Mutex::new(Vec::new()),
+        old,
+        global,
+        store_relative,
+        queue: Mutex::new(Queue {
+            jobs: vec![Job {
+                relative: String::new(),
+                parent: None,
+                rules,
+                depth: 0,
+            }],
+            busy: 0,
+            stop: false,
+        }),
+        wake: Condvar::new(),
+        scanned: Mutex::new(Vec::new()),
         error: Mutex::new(None),
+        blob_write_ns: AtomicU64::new(0),
     };
-    builder.build_parallel().visit(&mut Builder(&shared));
-    if let Some(error) = shared.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    let mut phases = CheckpointPhases::default();
+    let started = Instant::now();
+    let threads = walk_threads(old);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| walk.work());
+        }
+    });
+    phases.walk = started.elapsed();
+    phases.blob_writes = Duration::from_nanos(walk.blob_write_ns.load(AtomicOrdering::Relaxed));
+    if let Some(error) = walk.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(error);
     }
-    let found = shared.found.into_inner().unwrap_or_else(|p| p.into_inner());
-    let (root, trees) = write_trees(&objects, &old, &found)?;
-    let not_stored = found.iter().filter(|file| file.cached.not_stored).count() as u64;
-    let files = found.len() as u64;
+    let scanned = walk.scanned.into_inner().unwrap_or_else(|p| p.into_inner());
+    phases.files_read = scanned.iter().map(|dir| u64::from(dir.files_read)).sum();
 
-    // The new cache: the old one updated in place when no file disappeared (the usual case),
-    // else rebuilt from what the walk found.
-    let still_there = found.iter().filter(|file| file.known).count();
-    let changed = still_there != old.files.len() || found.iter().any(|file| !file.reused);
-    let cache_files = if still_there == old.files.len() {
-        let updates: Vec<(String, CachedFile)> = found
-            .into_iter()
-            .filter(|file| !file.reused)
-            .map(|file| (file.relative.into_owned(), file.cached))
-            .collect();
-        let mut files = old.files;
-        files.extend(updates);
-        files
-    } else {
-        found
-            .into_iter()
-            .map(|file| (file.relative.into_owned(), file.cached))
-            .collect()
-    };
-    let cache = StatCache {
-        scan_started_ns,
-        files: cache_files,
-        trees,
-        root: Some(root),
-    };
+    let started = Instant::now();
+    let repo = store.fresh_repo()?;
+    let trees = write_trees(&repo, old, &scanned)?;
+    phases.trees = started.elapsed();
+
+    let started = Instant::now();
+    let root_index = scanned
+        .iter()
+        .position(|dir| dir.relative.is_empty())
+        .ok_or_else(|| SnapshotError::io(root, ErrorKind::NotFound.into()))?;
+    let root = trees[root_index].map_or(Oid::ZERO_SHA1, |(oid, _)| oid);
+    let delta = cache_delta(old, &scanned, &trees, scan_started_ns, root);
+    phases.cache_update = started.elapsed();
     Ok(ScanOutcome {
         root,
-        cache,
-        files,
-        not_stored,
-        changed,
+        delta,
+        files: scanned.iter().map(|dir| u64::from(dir.files)).sum(),
+        not_stored: scanned.iter().map(|dir| u64::from(dir.not_stored)).sum(),
+        phases,
     })
 }
 
-/// A directory's contents during tree building.
-#[derive(Default)]
-struct Dir {
-    /// Indexes into the scanned files.
-    files: Vec<usize>,
-    subdirs: Vec<String>,
-    /// Some file in it was read afresh.
-    dirty: bool,
+/// How many threads walk. A scan with a cache is bound by `statat` and directory listings,
+/// system calls that block (on a cold cache, a network filesystem, a busy machine), so more
+/// threads than cores keep more of them in flight; like git's preload of the index for
+/// `git status` (a thread per 500 entries, at most 20): one per 8 directories the cache knows,
+/// 2 to 16. The first scan reads and stores every file: one thread per core, at most 8.
+fn walk_threads(old: &StatCache) -> usize {
+    if old.dir_count() == 0 {
+        return std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    }
+    (old.dir_count() / 8).clamp(2, 16)
 }
 
-fn parent_and_name(path: &str) -> (&str, &str) {
-    match path.rfind('/') {
-        Some(slash) => (&path[..slash], &path[slash + 1..]),
-        None => ("", path),
-    }
-}
-
-fn ensure_dir(dirs: &mut PathMap<Dir>, path: &str) {
-    if dirs.contains_key(path) {
-        return;
-    }
-    dirs.insert(path.to_string(), Dir::default());
-    if !path.is_empty() {
-        let (parent, name) = parent_and_name(path);
-        ensure_dir(dirs, parent);
-        if let Some(parent) = dirs.get_mut(parent) {
-            parent.subdirs.push(name.to_string());
-        }
-    }
-}
-
-/// Writes the trees of every directory whose content changed; returns the root tree and the
-/// tree cache.
+/// Per scanned directory, its tree and entry count (`None`: empty, so not in its parent's
+/// tree; the root always has one). Trees are written deepest first, only where the content
+/// changed.
 fn write_trees(
-    objects: &ObjectWriter,
+    repo: &Repository,
     old: &StatCache,
-    found: &[ScannedFile<'_>],
-) -> Result<(Oid, PathMap<CachedTree>), SnapshotError> {
-    let mut dirs: PathMap<Dir> = PathMap::default();
-    ensure_dir(&mut dirs, "");
-    for (index, file) in found.iter().enumerate() {
-        let dir = &file.relative[..file.name_start.saturating_sub(1)];
-        if !dirs.contains_key(dir) {
-            ensure_dir(&mut dirs, dir);
+    scanned: &[ScannedDir],
+) -> Result<Vec<Option<(Oid, u32)>>, SnapshotError> {
+    let index: HashMap<&str, usize, BuildHasherDefault<PathHasher>> = scanned
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| (dir.relative.as_str(), i))
+        .collect();
+    let mut order: Vec<usize> = (0..scanned.len()).collect();
+    order.sort_by_key(|&i| Reverse(scanned[i].depth));
+    let mut trees = vec![None; scanned.len()];
+    for i in order {
+        let dir = &scanned[i];
+        let cached = old.dir(&dir.relative);
+        let mut subtrees = Vec::with_capacity(dir.subdirs.len());
+        let mut subtrees_same = true;
+        for name in &dir.subdirs {
+            let relative = child_path(&dir.relative, name);
+            let tree = index.get(relative.as_str()).and_then(|&j| trees[j]);
+            subtrees_same &= tree.map(|(oid, _)| oid) == old.dir(&relative).map(|d| d.tree);
+            if let Some((oid, _)) = tree {
+                subtrees.push((name.as_str(), oid));
+            }
         }
-        if let Some(entry) = dirs.get_mut(dir) {
-            entry.files.push(index);
-            entry.dirty |= !file.reused;
+        let entries = dir.files + subtrees.len() as u32;
+        if entries == 0 && !dir.relative.is_empty() {
+            continue;
         }
+        let tree = match cached {
+            Some(cached)
+                if dir.changed_files.is_none() && subtrees_same && cached.entries == entries =>
+            {
+                cached.tree
+            }
+            _ => write_tree(repo, old, dir, cached, &subtrees)?,
+        };
+        trees[i] = Some((tree, entries));
     }
-    let mut order: Vec<&String> = dirs.keys().collect();
-    order.sort_by_key(|path| {
-        std::cmp::Reverse(if path.is_empty() {
-            0
-        } else {
-            path.matches('/').count() + 1
-        })
-    });
+    Ok(trees)
+}
 
-    let mut trees: PathMap<CachedTree> =
-        PathMap::with_capacity_and_hasher(dirs.len(), Default::default());
-    let mut changed: HashMap<&str, bool, BuildHasherDefault<PathHasher>> =
-        HashMap::with_capacity_and_hasher(dirs.len(), Default::default());
-    for path in order {
-        let dir = &dirs[path];
-        let child_path = |name: &str| {
-            if path.is_empty() {
-                name.to_string()
-            } else {
-                format!("{path}/{name}")
-            }
-        };
-        let entries = (dir.files.len() + dir.subdirs.len()) as u32;
-        let children_changed = dir
-            .subdirs
-            .iter()
-            .any(|name| changed.get(child_path(name).as_str()) != Some(&false));
-        let previous = old.trees.get(path.as_str());
-        let oid = match previous {
-            Some(tree) if !dir.dirty && !children_changed && tree.entries == entries => tree.oid,
-            _ => {
-                let mut items: Vec<(Vec<u8>, &str, &str, Oid)> =
-                    Vec::with_capacity(entries as usize);
-                for &index in &dir.files {
-                    let file = &found[index];
-                    let name = &file.relative[file.name_start..];
-                    items.push((
-                        name.as_bytes().to_vec(),
-                        file.mode.git_mode(),
-                        name,
-                        file.cached.entry,
-                    ));
-                }
-                for name in &dir.subdirs {
-                    let Some(subtree) = trees.get(&child_path(name)) else {
-                        continue;
-                    };
-                    let mut key = name.as_bytes().to_vec();
-                    key.push(b'/');
-                    items.push((key, "40000", name, subtree.oid));
-                }
-                items.sort_by(|a, b| a.0.cmp(&b.0));
-                let mut body = Vec::with_capacity(items.len() * 48);
-                for (_, mode, name, oid) in &items {
-                    body.extend_from_slice(mode.as_bytes());
-                    body.push(b' ');
-                    body.extend_from_slice(name.as_bytes());
-                    body.push(0);
-                    body.extend_from_slice(oid.as_bytes());
-                }
-                let oid = Oid::hash_object(ObjectType::Tree, &body)?;
-                if previous.map(|tree| tree.oid) != Some(oid) {
-                    objects.write(ObjectType::Tree, &body)?;
-                }
-                oid
-            }
-        };
-        changed.insert(path.as_str(), previous.map(|tree| tree.oid) != Some(oid));
-        trees.insert(path.clone(), CachedTree { oid, entries });
+/// Writes one directory's tree (unless it is the cached one already).
+fn write_tree(
+    repo: &Repository,
+    old: &StatCache,
+    dir: &ScannedDir,
+    cached: Option<&CachedDir>,
+    subtrees: &[(&str, Oid)],
+) -> Result<Oid, SnapshotError> {
+    let mut items: Vec<(&str, bool, &'static str, Oid)> =
+        Vec::with_capacity(dir.files as usize + subtrees.len());
+    let file_item = |name, file: &CachedFile| (name, false, git_mode(file.st_mode), file.entry);
+    match (&dir.changed_files, cached) {
+        (Some(files), _) => items.extend(
+            files
+                .iter()
+                .map(|(name, file)| file_item(name.as_str(), file)),
+        ),
+        (None, Some(cached)) => {
+            items.extend(old.files(cached).map(|(name, file)| {
+                file_item(std::str::from_utf8(name).unwrap_or_default(), &file)
+            }))
+        }
+        (None, None) => {}
     }
-    let root = trees.get("").map(|tree| tree.oid).unwrap_or(Oid::ZERO_SHA1);
-    Ok((root, trees))
+    items.extend(
+        subtrees
+            .iter()
+            .map(|&(name, oid)| (name, true, "40000", oid)),
+    );
+    items.sort_by(|a, b| git_order(a.0, a.1, b.0, b.1));
+    let mut body = Vec::with_capacity(items.len() * 48);
+    for (name, _, mode, oid) in &items {
+        body.extend_from_slice(mode.as_bytes());
+        body.push(b' ');
+        body.extend_from_slice(name.as_bytes());
+        body.push(0);
+        body.extend_from_slice(oid.as_bytes());
+    }
+    let oid = Oid::hash_object(ObjectType::Tree, &body)?;
+    if cached.map(|c| c.tree) != Some(oid) {
+        repo.odb()?.write(ObjectType::Tree, &body)?;
+    }
+    Ok(oid)
+}
+
+/// Git's order of tree entries: by name, a directory's name as if it ended in `/`.
+fn git_order(a: &str, a_dir: bool, b: &str, b_dir: bool) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let common = a.len().min(b.len());
+    a[..common].cmp(&b[..common]).then_with(|| {
+        let next = |name: &[u8], dir: bool| name.get(common).copied().or(dir.then_some(b'/'));
+        next(a, a_dir).cmp(&next(b, b_dir))
+    })
+}
+
+/// The tree entry mode of a file with `st_mode`.
+fn git_mode(st_mode: u32) -> &'static str {
+    if st_mode & 0o170000 == 0o120000 {
+        FileMode::Symlink.git_mode()
+    } else if st_mode & 0o111 != 0 {
+        FileMode::Executable.git_mode()
+    } else {
+        FileMode::File.git_mode()
+    }
+}
+
+/// The records of the directories whose files or tree changed, and the directories gone.
+fn cache_delta(
+    old: &StatCache,
+    scanned: &[ScannedDir],
+    trees: &[Option<(Oid, u32)>],
+    scan_started_ns: i64,
+    root: Oid,
+) -> Delta {
+    let mut delta = Delta::new(scan_started_ns, root);
+    let mut kept = 0;
+    for (dir, tree) in scanned.iter().zip(trees) {
+        let Some((tree, entries)) = *tree else {
+            continue;
+        };
+        let cached = old.dir(&dir.relative);
+        kept += usize::from(cached.is_some());
+        let record_same =
+            cached.is_some_and(|c| c.tree == tree && c.entries == entries && c.rules == dir.rules);
+        let files = match (&dir.changed_files, cached) {
+            (None, _) if record_same => continue,
+            (None, None) => continue,
+            (files, cached) => (files, cached),
+        };
+        let start = delta.push_dir(&DirRecord {
+            path: &dir.relative,
+            tree,
+            entries,
+            files: dir.files,
+            not_stored: dir.not_stored,
+            rules: dir.rules,
+        });
+        match files {
+            (Some(files), _) => {
+                for (name, file) in files {
+                    delta.push_file(name, file);
+                }
+            }
+            (None, Some(cached)) => delta.copy_files(old, cached),
+            (None, None) => {}
+        }
+        delta.end_dir(start);
+    }
+    if kept != old.dir_count() {
+        let live: HashSet<&str, BuildHasherDefault<PathHasher>> = scanned
+            .iter()
+            .zip(trees)
+            .filter(|(_, tree)| tree.is_some())
+            .map(|(dir, _)| dir.relative.as_str())
+            .collect();
+        let gone: Vec<&str> = old
+            .dir_paths()
+            .filter(|path| !live.contains(path))
+            .collect();
+        for path in gone {
+            delta.remove_dir(path);
+        }
+    }
+    delta
 }
 
 fn placeholder(blob: Oid, size: u64, reason: NotStoredReason) -> Vec<u8> {
@@ -466,4 +773,44 @@ pub(super) fn decode_placeholder(data: &[u8], mode: FileMode) -> Option<FileVers
         size,
         not_stored: Some(reason),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_vanished_or_unreadable_entries_are_left_out_other_errors_fail_the_checkpoint() {
+        let path = || PathBuf::from("/w/x");
+        for vanished in [Errno::NOENT, Errno::NOTDIR, Errno::LOOP, Errno::ACCESS] {
+            assert!(leave_out(path, vanished).is_ok(), "{vanished}");
+        }
+        for fatal in [Errno::MFILE, Errno::IO, Errno::NOMEM] {
+            let error = leave_out(path, fatal).unwrap_err();
+            assert!(error.to_string().contains("/w/x"), "{error}");
+        }
+    }
+
+    #[test]
+    fn tree_entries_sort_as_git_sorts_them() {
+        let mut names = [
+            ("a", true),
+            ("a-b", false),
+            ("a.c", false),
+            ("ab", false),
+            ("a", false),
+        ];
+        names.sort_by(|a, b| git_order(a.0, a.1, b.0, b.1));
+        assert_eq!(
+            names,
+            [
+                ("a", false),
+                ("a-b", false),
+                ("a.c", false),
+                ("a", true),
+                ("ab", false)
+            ]
+        );
+    }
 }

@@ -700,13 +700,17 @@ fn checkpoints_reuse_the_stat_cache_and_still_see_every_change() {
     for i in 0..20 {
         f.write(&format!("d{}/f{i}.txt", i % 4), &format!("file {i}\n"));
     }
-    let first = f.store.checkpoint("s").unwrap();
+    // Files written within the clock's lag before a scan are read again by the next one.
+    std::thread::sleep(Duration::from_millis(50));
+    let (first, phases) = f.store.checkpoint_with_phases("s").unwrap();
+    assert_eq!(phases.files_read, 20);
     let cache_file = f.store.store_dir().join("stat-cache");
     let cache_written = fs::metadata(&cache_file).unwrap().modified().unwrap();
     std::thread::sleep(Duration::from_millis(30));
-    // Nothing changed: the same tree, and the cache file is left as it is.
-    let second = f.store.checkpoint("s").unwrap();
+    // Nothing changed: the same tree, nothing read, and the cache file is left as it is.
+    let (second, phases) = f.store.checkpoint_with_phases("s").unwrap();
     assert_eq!(first.tree, second.tree);
+    assert_eq!(phases.files_read, 0);
     assert_eq!(
         fs::metadata(&cache_file).unwrap().modified().unwrap(),
         cache_written
@@ -722,9 +726,10 @@ fn checkpoints_reuse_the_stat_cache_and_still_see_every_change() {
         .unwrap()
         .set_modified(mtime)
         .unwrap();
-    // A new process (no cache in memory) reads the cache from disk.
+    // A new process (no cache in memory) reads the cache from disk, and only the changed file.
     let reopened = SnapshotStore::open(&f.data, &f.root).unwrap();
-    let third = reopened.checkpoint("s").unwrap();
+    let (third, phases) = reopened.checkpoint_with_phases("s").unwrap();
+    assert_eq!(phases.files_read, 1);
     assert_ne!(third.tree, second.tree);
     let diff = reopened.diff_trees(&second.tree, &third.tree).unwrap();
     assert_eq!(diff.len(), 1);
@@ -744,6 +749,116 @@ fn checkpoints_reuse_the_stat_cache_and_still_see_every_change() {
         .unwrap();
     assert_eq!(fresh.tree, third.tree);
     assert_eq!(reopened.checkpoints("s").unwrap().len(), 4);
+}
+
+/// The tree git itself writes for the workspace (`add -A` into an empty index, then
+/// `write-tree`, with a git directory outside the workspace, which stays a plain folder).
+fn git_write_tree(f: &Fixture, git_dir: &Path) -> String {
+    let git = |args: &[&str]| {
+        let mut command = Command::new("git");
+        if args[0] != "init" {
+            command
+                .arg("--git-dir")
+                .arg(git_dir)
+                .arg("--work-tree")
+                .arg(&f.root);
+        }
+        let output = command
+            .args(args)
+            .current_dir(&f.root)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    };
+    if !git_dir.exists() {
+        git(&["init", "-q", "--bare", git_dir.to_str().unwrap()]);
+    }
+    // From an empty index: git keeps files it tracks even once they are ignored.
+    git(&["read-tree", "--empty"]);
+    git(&["add", "-A", "."]);
+    git(&["write-tree"])
+}
+
+#[test]
+fn checkpoint_trees_equal_gits_own_through_deletes_renames_and_ignore_changes() {
+    let f = fixture();
+    let git_dir = f._dir.path().join("check.git");
+    for (path, content) in [
+        (".gitignore", "*.log\nbuild/\n"),
+        ("src/main.rs", "fn main() {}\n"),
+        ("src/util/mod.rs", "pub mod a;\n"),
+        ("src/util/a.rs", "pub fn a() {}\n"),
+        ("src/util/keep.log", "kept by a negation\n"),
+        ("src/util/.gitignore", "!keep.log\n"),
+        ("docs/guide/intro.md", "# intro\n"),
+        ("docs/guide/setup.md", "# setup\n"),
+        ("build/out.o", "ignored\n"),
+        ("debug.log", "ignored\n"),
+        ("a-b", "sorts before a/ in git's order\n"),
+        ("a/x", "x\n"),
+    ] {
+        f.write(path, content);
+    }
+    std::os::unix::fs::symlink("src/main.rs", f.root.join("link")).unwrap();
+
+    type Step = Box<dyn Fn(&Fixture)>;
+    let steps: Vec<(&str, Step)> = vec![
+        ("start", Box::new(|_| {})),
+        (
+            "edit",
+            Box::new(|f| f.write("src/util/a.rs", "pub fn a() { 1 }\n")),
+        ),
+        (
+            "delete a directory",
+            Box::new(|f| {
+                fs::remove_dir_all(f.root.join("docs/guide")).unwrap();
+            }),
+        ),
+        (
+            "rename a directory",
+            Box::new(|f| {
+                fs::rename(f.root.join("src/util"), f.root.join("src/tools")).unwrap();
+            }),
+        ),
+        (
+            "ignore a directory",
+            Box::new(|f| f.write(".gitignore", "*.log\nbuild/\nsrc/tools/\n")),
+        ),
+        (
+            "stop ignoring",
+            Box::new(|f| f.write(".gitignore", "build/\n")),
+        ),
+        (
+            "new nested files",
+            Box::new(|f| {
+                f.write("deep/er/still/file.txt", "deep\n");
+                f.remove("a/x");
+            }),
+        ),
+    ];
+    for (step, change) in steps {
+        change(&f);
+        let expected = git_write_tree(&f, &git_dir);
+        let in_process = f.store.checkpoint("s").unwrap();
+        assert_eq!(in_process.tree, expected, "{step}: in process");
+        let new_process = SnapshotStore::open(&f.data, &f.root)
+            .unwrap()
+            .checkpoint("s")
+            .unwrap();
+        assert_eq!(new_process.tree, expected, "{step}: new process");
+        let fresh_data = f
+            ._dir
+            .path()
+            .join(format!("fresh-{}", step.replace(' ', "-")));
+        let fresh = SnapshotStore::open(&fresh_data, &f.root)
+            .unwrap()
+            .checkpoint("s")
+            .unwrap();
+        assert_eq!(fresh.tree, expected, "{step}: from scratch");
+    }
 }
 
 #[test]
