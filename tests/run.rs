@@ -14,6 +14,21 @@ fn tack(workspace: &Workspace, args: &[&str]) -> std::process::Output {
     crate::support::tack_in(workspace, args).output().unwrap()
 }
 
+/// A workspace whose `tack.toml` names the scripted model and the installed clangd.
+fn clangd_workspace(model: &FakeModelServer) -> Workspace {
+    let workspace = Workspace::new();
+    workspace.write(
+        "tack.toml",
+        &format!(
+            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n\n\
+             [servers.clangd]\ncommand = {:?}\n",
+            model.url(),
+            crate::e2e::tool("clangd").display().to_string()
+        ),
+    );
+    workspace
+}
+
 // Multi-threaded: the blocking `tack` runs must not stall the fake model server's task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_sees_the_error_its_edit_caused_fixes_it_and_undo_restores_the_file() {
@@ -172,18 +187,8 @@ fn without_a_model_run_says_exactly_what_to_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_over_real_clangd_feeds_the_compiler_error_back_and_undo_restores() {
-    let clangd = crate::e2e::tool("clangd");
     let model = FakeModelServer::start().await.unwrap();
-    let workspace = Workspace::new();
-    workspace.write(
-        "tack.toml",
-        &format!(
-            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n\n\
-             [servers.clangd]\ncommand = {:?}\n",
-            model.url(),
-            clangd.display().to_string()
-        ),
-    );
+    let workspace = clangd_workspace(&model);
     let original =
         "int add(int a, int b) { return a + b; }\nint main(void) { return add(1, 2); }\n";
     workspace.write("main.c", original);
@@ -228,18 +233,8 @@ async fn a_run_over_real_clangd_feeds_the_compiler_error_back_and_undo_restores(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rename_through_real_clangd_changes_every_use_and_undo_restores() {
-    let clangd = crate::e2e::tool("clangd");
     let model = FakeModelServer::start().await.unwrap();
-    let workspace = Workspace::new();
-    workspace.write(
-        "tack.toml",
-        &format!(
-            "model = \"scripted/m\"\n\n[providers.scripted]\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n\n\
-             [servers.clangd]\ncommand = {:?}\n",
-            model.url(),
-            clangd.display().to_string()
-        ),
-    );
+    let workspace = clangd_workspace(&model);
     let original =
         "static int load(int a) { return a; }\nint main(void) { return load(1) + load(2); }\n";
     workspace.write("main.c", original);
