@@ -164,6 +164,9 @@ pub enum CaptureRole {
 pub struct TagsQuery {
     pub query: tree_sitter::Query,
     pub roles: Vec<CaptureRole>,
+    /// The same patterns for tack's own one-walk matcher, when the query is within what it
+    /// knows (ours all are; a test checks).
+    pub patterns: Option<super::tag_patterns::TagPatterns>,
 }
 
 impl std::fmt::Debug for TagsQuery {
@@ -176,12 +179,13 @@ impl std::fmt::Debug for TagsQuery {
 
 impl TagsQuery {
     fn compile(language: Language) -> Result<TagsQuery, SyntaxError> {
-        let query = tree_sitter::Query::new(&language.grammar(), language.tags_source()).map_err(
-            |error| SyntaxError::Query {
+        let grammar = language.grammar();
+        let query = tree_sitter::Query::new(&grammar, language.tags_source()).map_err(|error| {
+            SyntaxError::Query {
                 language: language.id(),
                 message: error.to_string(),
-            },
-        )?;
+            }
+        })?;
         let roles = query
             .capture_names()
             .iter()
@@ -197,6 +201,18 @@ impl TagsQuery {
                 }
             })
             .collect();
-        Ok(TagsQuery { query, roles })
+        let patterns =
+            super::tag_patterns::TagPatterns::compile(&grammar, &query, language.tags_source());
+        if patterns.is_none() {
+            tracing::debug!(
+                language = language.id(),
+                "tags query uses more than the one-walk matcher knows: using QueryCursor"
+            );
+        }
+        Ok(TagsQuery {
+            query,
+            roles,
+            patterns,
+        })
     }
 }

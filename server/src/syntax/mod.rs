@@ -17,6 +17,7 @@ pub mod rank;
 pub mod repo_map;
 pub mod symbols;
 pub mod tag_cache;
+pub mod tag_patterns;
 pub mod tags;
 
 pub use languages::Language;

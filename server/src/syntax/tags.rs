@@ -8,6 +8,7 @@ use tree_sitter::StreamingIterator;
 
 use super::SyntaxError;
 use super::languages::{CaptureRole, Language};
+use super::tag_patterns::Captures;
 
 /// The kind of a definition, from the `@definition.<kind>` capture of a tags query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,14 +189,12 @@ pub fn tag_text(language: Language, text: &[u8]) -> Result<FileTags, SyntaxError
 }
 
 /// The tags of a parsed file.
-pub fn extract(
+pub fn extract<'tree>(
     language: Language,
-    tree: &tree_sitter::Tree,
+    tree: &'tree tree_sitter::Tree,
     text: &[u8],
 ) -> Result<FileTags, SyntaxError> {
     let tags = language.tags_query()?;
-    let mut cursor = tree_sitter::QueryCursor::new();
-    let mut matches = cursor.matches(&tags.query, tree.root_node(), text);
     // Definitions by the byte range of their name: the first pattern wins.
     type Found<'tree> = (
         usize,
@@ -205,22 +204,21 @@ pub fn extract(
     );
     let mut definitions: HashMap<(usize, usize), Found> = HashMap::new();
     let mut references: Vec<tree_sitter::Node> = Vec::new();
-    while let Some(found) = matches.next() {
+    let mut on_match = |pattern: usize, captures: &Captures<'tree>| {
         let mut name = None;
         let mut definition = None;
         let mut reference = false;
-        for capture in found.captures() {
-            match tags.roles.get(capture.index as usize) {
-                Some(CaptureRole::Name) => name = Some(capture.node),
-                Some(CaptureRole::Definition(kind)) => definition = Some((*kind, capture.node)),
+        for (capture, node) in captures {
+            match tags.roles.get(*capture as usize) {
+                Some(CaptureRole::Name) => name = Some(*node),
+                Some(CaptureRole::Definition(kind)) => definition = Some((*kind, *node)),
                 Some(CaptureRole::Reference) => reference = true,
                 _ => {}
             }
         }
-        let Some(name) = name else { continue };
+        let Some(name) = name else { return };
         if let Some((kind, node)) = definition {
             let key = (name.start_byte(), name.end_byte());
-            let pattern = found.pattern_index;
             let entry = definitions
                 .entry(key)
                 .or_insert((pattern, kind, node, name));
@@ -230,6 +228,10 @@ pub fn extract(
         } else if reference {
             references.push(name);
         }
+    };
+    match &tags.patterns {
+        Some(patterns) => patterns.for_each_match(tree.root_node(), &mut on_match),
+        None => query_cursor_matches(&tags.query, tree, text, &mut on_match),
     }
     let mut found: Vec<(
         (usize, usize),
@@ -302,6 +304,25 @@ pub fn extract(
         symbols,
         references,
     })
+}
+
+/// Every match of `query` in `tree`, from tree-sitter's own `QueryCursor`.
+pub(super) fn query_cursor_matches<'tree>(
+    query: &tree_sitter::Query,
+    tree: &'tree tree_sitter::Tree,
+    text: &[u8],
+    mut on_match: impl FnMut(usize, &Captures<'tree>),
+) {
+    let mut cursor = tree_sitter::QueryCursor::new();
+    let mut matches = cursor.matches(query, tree.root_node(), text);
+    while let Some(found) = matches.next() {
+        let captures: Captures = found
+            .captures()
+            .iter()
+            .map(|capture| (capture.index, capture.node))
+            .collect();
+        on_match(found.pattern_index, &captures);
+    }
 }
 
 /// The last row a node has text on (a node ending with its line break ends on that line).
