@@ -10,6 +10,7 @@ pub mod context;
 pub mod diagnostics;
 pub mod doctor;
 pub mod documents;
+pub mod fast_hash;
 pub mod headless;
 pub mod helix;
 pub mod jsonrpc;

@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -52,34 +52,7 @@ const COMPACT_SLACK: usize = 256 * 1024;
 const RACY_MARGIN_NS: i64 = 20_000_000;
 const COARSE_RACY_MARGIN_NS: i64 = 2_000_000_000;
 
-/// rustc's FxHash: much faster than the default SipHash on path keys; the keys are our own
-/// workspace paths, so hash flooding is not a concern.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct PathHasher(u64);
-
-impl PathHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517C_C1B7_2722_0A95);
-    }
-}
-
-impl Hasher for PathHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in words.by_ref() {
-            self.add(u64::from_le_bytes([
-                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-            ]));
-        }
-        let mut last = [0u8; 8];
-        last[..words.remainder().len()].copy_from_slice(words.remainder());
-        self.add(u64::from_le_bytes(last) ^ (words.remainder().len() as u64) << 56);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+pub(super) use crate::fast_hash::FastHasher as PathHasher;
 
 /// A map keyed by workspace-relative path.
 pub(super) type PathMap<V> = HashMap<String, V, BuildHasherDefault<PathHasher>>;

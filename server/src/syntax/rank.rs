@@ -17,58 +17,80 @@ impl Graph {
     /// uniform. `start` is an earlier result to start from (fewer iterations after a small
     /// change).
     pub fn pagerank(&self, personalization: &[(u32, f64)], start: Option<&[f64]>) -> Vec<f64> {
-        let n = self.edges.len();
-        if n == 0 {
-            return Vec::new();
-        }
-        let mut restart = vec![0.0; n];
-        let total: f64 = personalization.iter().map(|(_, w)| w.max(0.0)).sum();
-        if total > 0.0 {
-            for (node, weight) in personalization {
-                if let Some(slot) = restart.get_mut(*node as usize) {
-                    *slot += weight.max(0.0) / total;
-                }
-            }
-        } else {
-            restart.iter_mut().for_each(|r| *r = 1.0 / n as f64);
-        }
         let out_weight: Vec<f64> = self
             .edges
             .iter()
             .map(|out| out.iter().map(|(_, w)| w).sum())
             .collect();
-        let mut rank = match start {
-            Some(start) if start.len() == n => start.to_vec(),
-            _ => vec![1.0 / n as f64; n],
-        };
-        let mut next = vec![0.0; n];
-        for _ in 0..MAX_ITERATIONS {
-            let mut dangling = 0.0;
-            next.iter_mut().for_each(|x| *x = 0.0);
+        pagerank_by(&out_weight, personalization, start, |share, next| {
             for (src, out) in self.edges.iter().enumerate() {
-                let weight = out_weight[src];
-                if weight <= 0.0 {
-                    dangling += rank[src];
+                if share[src] == 0.0 {
                     continue;
                 }
-                let share = DAMPING * rank[src] / weight;
                 for (dst, w) in out {
-                    next[*dst as usize] += share * w;
+                    next[*dst as usize] += share[src] * w;
                 }
             }
-            let spread = (1.0 - DAMPING) + DAMPING * dangling;
-            let mut moved = 0.0;
-            for i in 0..n {
-                next[i] += spread * restart[i];
-                moved += (next[i] - rank[i]).abs();
-            }
-            std::mem::swap(&mut rank, &mut next);
-            if moved < TOLERANCE {
-                break;
+        })
+    }
+}
+
+/// PageRank over a graph given by how it spreads rank rather than by its edges:
+/// `out_weight[src]` is the total weight of `src`'s out-edges, and `propagate(share, next)`
+/// adds `share[src] * weight(src → dst)` to `next[dst]` for every edge. A graph whose edges
+/// are too many to list (every user of a name to every definer of it) can do that summing
+/// its own way.
+pub fn pagerank_by(
+    out_weight: &[f64],
+    personalization: &[(u32, f64)],
+    start: Option<&[f64]>,
+    mut propagate: impl FnMut(&[f64], &mut [f64]),
+) -> Vec<f64> {
+    let n = out_weight.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut restart = vec![0.0; n];
+    let total: f64 = personalization.iter().map(|(_, w)| w.max(0.0)).sum();
+    if total > 0.0 {
+        for (node, weight) in personalization {
+            if let Some(slot) = restart.get_mut(*node as usize) {
+                *slot += weight.max(0.0) / total;
             }
         }
-        rank
+    } else {
+        restart.iter_mut().for_each(|r| *r = 1.0 / n as f64);
     }
+    let mut rank = match start {
+        Some(start) if start.len() == n => start.to_vec(),
+        _ => vec![1.0 / n as f64; n],
+    };
+    let mut next = vec![0.0; n];
+    let mut share = vec![0.0; n];
+    for _ in 0..MAX_ITERATIONS {
+        let mut dangling = 0.0;
+        for src in 0..n {
+            if out_weight[src] > 0.0 {
+                share[src] = DAMPING * rank[src] / out_weight[src];
+            } else {
+                share[src] = 0.0;
+                dangling += rank[src];
+            }
+        }
+        next.iter_mut().for_each(|x| *x = 0.0);
+        propagate(&share, &mut next);
+        let spread = (1.0 - DAMPING) + DAMPING * dangling;
+        let mut moved = 0.0;
+        for i in 0..n {
+            next[i] += spread * restart[i];
+            moved += (next[i] - rank[i]).abs();
+        }
+        std::mem::swap(&mut rank, &mut next);
+        if moved < TOLERANCE {
+            break;
+        }
+    }
+    rank
 }
 
 #[cfg(test)]

@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::rank::Graph;
+use crate::fast_hash::FastMap;
+
+use super::rank::pagerank_by;
 use super::tag_cache::{CachedTags, FileStamp, TagCache};
 use super::tags::FileTags;
 use super::{Language, SyntaxError};
@@ -74,7 +76,7 @@ pub struct IndexedFile {
     pub tags: Arc<FileTags>,
     /// Interned name of each symbol (`u32::MAX` for symbols that define no name).
     symbol_names: Vec<u32>,
-    /// (interned name, uses) of every name used, by name id.
+    /// (interned name, uses) of every name used, in the order of the tags (by name text).
     uses: Vec<(u32, u32)>,
 }
 
@@ -94,9 +96,9 @@ pub struct RepoIndex {
     root: PathBuf,
     options: MapOptions,
     files: Vec<IndexedFile>,
-    by_path: HashMap<String, usize>,
+    by_path: FastMap<String, usize>,
     names: Vec<String>,
-    name_ids: HashMap<String, u32>,
+    name_ids: FastMap<String, u32>,
     cache: TagCache,
     last_stats: BuildStats,
     /// The file ranks of the last ranking: the next one starts from them (after a small
@@ -143,9 +145,9 @@ impl RepoIndex {
             root: root.to_path_buf(),
             options,
             files: Vec::new(),
-            by_path: HashMap::new(),
+            by_path: FastMap::default(),
             names: Vec::new(),
-            name_ids: HashMap::new(),
+            name_ids: FastMap::default(),
             cache,
             last_stats: BuildStats::default(),
             last_ranks: std::sync::Mutex::new(Vec::new()),
@@ -439,10 +441,10 @@ impl RepoIndex {
 
     /// The best `limit` definitions by score, best first.
     ///
-    /// Every sum is over dense arrays (no hashing): a file's out-edges accumulate in a
-    /// per-file row, and since a file's share of rank for a name goes alike to every other
-    /// file defining it, a definition's score is the name's total share less what its own
-    /// file gave.
+    /// Every sum is over dense arrays (no hashing) and over uses and definitions, never over
+    /// file-to-file edges: since a file's share of rank for a name goes alike to every other
+    /// file defining it, what a file receives, and a definition's score, is the name's total
+    /// share less what its own file gave.
     pub fn rank_top(&self, focus: &Focus, limit: usize) -> Vec<RankedSymbol> {
         let n = self.files.len();
         let mut is_focus = vec![false; n];
@@ -457,23 +459,29 @@ impl RepoIndex {
                 mentioned[id as usize] = true;
             }
         }
-        // Which files define each name.
-        let mut definers: Vec<Vec<u32>> = vec![Vec::new(); self.names.len()];
+        // How many files define each name, and each file's defined names once each.
+        let mut definers = vec![0u32; self.names.len()];
+        let mut last_definer = vec![u32::MAX; self.names.len()];
+        let mut defines: Vec<Vec<u32>> = Vec::with_capacity(n);
         for (f, file) in self.files.iter().enumerate() {
+            let mut names = Vec::new();
             for &name in &file.symbol_names {
-                if let Some(list) = definers.get_mut(name as usize)
-                    && list.last() != Some(&(f as u32))
+                if let Some(last) = last_definer.get_mut(name as usize)
+                    && *last != f as u32
                 {
-                    list.push(f as u32);
+                    *last = f as u32;
+                    definers[name as usize] += 1;
+                    names.push(name);
                 }
             }
+            defines.push(names);
         }
         // How telling each defined name is (0 for names nobody defines).
         let weights: Vec<f64> = definers
             .iter()
             .enumerate()
-            .map(|(id, list)| {
-                if list.is_empty() {
+            .map(|(id, &count)| {
+                if count == 0 {
                     return 0.0;
                 }
                 let text = &self.names[id];
@@ -488,7 +496,7 @@ impl RepoIndex {
                 if text.starts_with('_') {
                     weight *= 0.1;
                 }
-                if list.len() > 5 {
+                if count > 5 {
                     weight *= 0.1;
                 }
                 weight
@@ -498,32 +506,66 @@ impl RepoIndex {
             let from_focus = if is_focus[src] { 50.0 } else { 1.0 };
             from_focus * weights[name as usize] * f64::from(uses).sqrt()
         };
-        let mut edges: Vec<Vec<(u32, f64)>> = Vec::with_capacity(n);
-        let mut row = vec![0.0f64; n];
-        let mut touched: Vec<u32> = Vec::new();
+        // The file graph has an edge from each user of a name to each other file defining it,
+        // which for names like `new` is users × definers edges. It is never listed: a file's
+        // uses, weighted, and each file's definitions, with what the file itself gave the
+        // name (a file has no edge to itself), carry the same sums.
+        let mut uses: Vec<Vec<(u32, f64)>> = Vec::with_capacity(n);
+        let mut out_weight = vec![0.0f64; n];
+        let mut defined_here = vec![u32::MAX; self.names.len()];
         for (src, file) in self.files.iter().enumerate() {
-            for &(name, uses) in &file.uses {
-                let weight = use_weight(src, name, uses);
+            for &name in &defines[src] {
+                defined_here[name as usize] = src as u32;
+            }
+            let mut weighted = Vec::with_capacity(file.uses.len());
+            for &(name, count) in &file.uses {
+                let weight = use_weight(src, name, count);
                 if weight == 0.0 {
                     continue;
                 }
-                for &dst in &definers[name as usize] {
-                    if dst as usize != src {
-                        if row[dst as usize] == 0.0 {
-                            touched.push(dst);
-                        }
-                        row[dst as usize] += weight;
-                    }
+                let own = u32::from(defined_here[name as usize] == src as u32);
+                out_weight[src] += weight * f64::from(definers[name as usize] - own);
+                weighted.push((name, weight));
+            }
+            uses.push(weighted);
+        }
+        // Per file, each name it defines with the weight of its own use of it.
+        let mut used_here = vec![(u32::MAX, 0.0f64); self.names.len()];
+        let own_uses: Vec<Vec<(u32, f64)>> = defines
+            .iter()
+            .zip(&uses)
+            .enumerate()
+            .map(|(f, (names, used))| {
+                for &(name, weight) in used {
+                    used_here[name as usize] = (f as u32, weight);
+                }
+                names
+                    .iter()
+                    .map(|&name| match used_here[name as usize] {
+                        (file, weight) if file == f as u32 => (name, weight),
+                        _ => (name, 0.0),
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut name_flow = vec![0.0f64; self.names.len()];
+        // Adds to `into[dst]` what every other file's `share` sends it through its names.
+        let mut spread = |share: &[f64], into: &mut [f64]| {
+            name_flow.iter_mut().for_each(|x| *x = 0.0);
+            for (src, used) in uses.iter().enumerate() {
+                if share[src] == 0.0 {
+                    continue;
+                }
+                for &(name, weight) in used {
+                    name_flow[name as usize] += share[src] * weight;
                 }
             }
-            touched.sort_unstable();
-            edges.push(touched.iter().map(|&d| (d, row[d as usize])).collect());
-            for &d in &touched {
-                row[d as usize] = 0.0;
+            for (dst, names) in own_uses.iter().enumerate() {
+                for &(name, own) in names {
+                    into[dst] += name_flow[name as usize] - share[dst] * own;
+                }
             }
-            touched.clear();
-        }
-        let graph = Graph { edges };
+        };
         let personalization: Vec<(u32, f64)> = is_focus
             .iter()
             .enumerate()
@@ -535,26 +577,22 @@ impl RepoIndex {
                 .last_ranks
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let ranks = graph.pagerank(&personalization, Some(&last));
+            let ranks = pagerank_by(&out_weight, &personalization, Some(&last), &mut spread);
             last.clone_from(&ranks);
             ranks
         };
-        let out_total: Vec<f64> = graph
-            .edges
-            .iter()
-            .map(|out| out.iter().map(|(_, w)| w).sum())
-            .collect();
         // Each file's share per name, summed over the files using it.
-        let share = |src: usize, name: u32, uses: u32| -> f64 {
-            if out_total[src] <= 0.0 {
-                return 0.0;
+        let share_of = |src: usize| -> f64 {
+            if out_weight[src] <= 0.0 {
+                0.0
+            } else {
+                file_rank[src] / out_weight[src]
             }
-            file_rank[src] * use_weight(src, name, uses) / out_total[src]
         };
         let mut name_share = vec![0.0f64; self.names.len()];
-        for (src, file) in self.files.iter().enumerate() {
-            for &(name, uses) in &file.uses {
-                name_share[name as usize] += share(src, name, uses);
+        for (src, used) in uses.iter().enumerate() {
+            for &(name, weight) in used {
+                name_share[name as usize] += share_of(src) * weight;
             }
         }
         let mut ranked = Vec::new();
@@ -562,14 +600,17 @@ impl RepoIndex {
             if is_focus[f] {
                 continue;
             }
+            for &(name, weight) in &own_uses[f] {
+                used_here[name as usize] = (f as u32, weight);
+            }
             for (s, &name) in file.symbol_names.iter().enumerate() {
                 if name == u32::MAX {
                     continue;
                 }
-                let own = file
-                    .uses
-                    .binary_search_by_key(&name, |(id, _)| *id)
-                    .map_or(0.0, |i| share(f, name, file.uses[i].1));
+                let own = match used_here[name as usize] {
+                    (file, weight) if file == f as u32 => share_of(f) * weight,
+                    _ => 0.0,
+                };
                 // Unused definitions still order by their file's rank.
                 let score = (name_share[name as usize] - own).max(0.0) + file_rank[f] * 1e-3;
                 ranked.push(RankedSymbol {

@@ -5,7 +5,7 @@
 //! read back is ignored with a warning and rewritten, never fatal. Writes are atomic (a
 //! temporary file renamed over the old one).
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -47,7 +47,7 @@ pub struct CachedTags {
 /// The tags cache of one workspace, by workspace-relative path (`/`-separated).
 #[derive(Debug, Default)]
 pub struct TagCache {
-    entries: HashMap<String, CachedTags>,
+    entries: FastMap<String, CachedTags>,
     file: Option<PathBuf>,
     /// Changed since loaded or saved.
     dirty: bool,
@@ -72,13 +72,13 @@ impl TagCache {
                 Some(entries) => entries,
                 None => {
                     tracing::warn!(file = %file.display(), "tags cache unreadable or from other queries; starting anew");
-                    HashMap::new()
+                    FastMap::default()
                 }
             },
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => FastMap::default(),
             Err(error) => {
                 tracing::warn!(%error, file = %file.display(), "tags cache not read");
-                HashMap::new()
+                FastMap::default()
             }
         };
         TagCache {
@@ -194,7 +194,7 @@ fn queries_fingerprint() -> u64 {
     fnv1a(&all)
 }
 
-fn encode(entries: &HashMap<String, CachedTags>) -> Vec<u8> {
+fn encode(entries: &FastMap<String, CachedTags>) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.len() * 512);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&queries_fingerprint().to_le_bytes());
@@ -239,13 +239,13 @@ fn encode(entries: &HashMap<String, CachedTags>) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<HashMap<String, CachedTags>> {
+fn decode(bytes: &[u8]) -> Option<FastMap<String, CachedTags>> {
     let mut input = Input { bytes, at: 0 };
     if input.take(8)? != MAGIC || input.take(8)? != queries_fingerprint().to_le_bytes() {
         return None;
     }
     let files = input.count()?;
-    let mut entries = HashMap::with_capacity(files);
+    let mut entries = FastMap::with_capacity_and_hasher(files, Default::default());
     for _ in 0..files {
         let path = input.string()?;
         let stamp = FileStamp {

@@ -390,3 +390,36 @@ fn a_query_outside_the_subset_is_left_to_query_cursor() {
     let query = tree_sitter::Query::new(&grammar, plain).unwrap();
     assert!(tag_patterns::TagPatterns::compile(&grammar, &query, plain).is_some());
 }
+
+#[test]
+fn a_name_only_its_own_file_uses_gets_no_share_of_rank() {
+    let root = tempfile::tempdir().unwrap();
+    // b.rs's helpers are used only inside b.rs; a.rs uses `shared_name` from b.rs, and b.rs
+    // uses `entry_point` from a.rs (so b.rs has rank to give). Names are chosen so b.rs's
+    // references are not in name-id order.
+    std::fs::write(
+        root.path().join("b.rs"),
+        "fn zeta_helper() {}\nfn shared_name() { zeta_helper(); alpha_helper(); entry_point(); }\nfn alpha_helper() {}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.path().join("a.rs"),
+        "fn entry_point() { shared_name(); }\n",
+    )
+    .unwrap();
+    let index = RepoIndex::build(root.path(), MapOptions::in_memory());
+    let ranked = index.rank(&repo_map::Focus::default());
+    let score = |name: &str| {
+        ranked
+            .iter()
+            .find(|r| index.files()[r.file].tags.symbols[r.symbol].name == name)
+            .map(|r| r.score)
+            .unwrap()
+    };
+    assert!(
+        score("shared_name") > 100.0 * score("zeta_helper"),
+        "{ranked:?}"
+    );
+    // Both helpers are left with their file's tie-break alone.
+    assert_eq!(score("zeta_helper"), score("alpha_helper"));
+}
