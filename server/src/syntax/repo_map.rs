@@ -137,10 +137,11 @@ pub struct RepoMap {
 impl RepoIndex {
     /// An empty index of `root` (no files yet): [`RepoIndex::refresh`] fills it.
     pub fn new(root: &Path, options: MapOptions) -> RepoIndex {
-        let cache = match &options.cache_file {
-            Some(file) => TagCache::load(file.clone()),
-            None => TagCache::in_memory(),
-        };
+        let cache = load_cache(&options);
+        RepoIndex::with_cache(root, options, cache)
+    }
+
+    fn with_cache(root: &Path, options: MapOptions, cache: TagCache) -> RepoIndex {
         RepoIndex {
             root: root.to_path_buf(),
             options,
@@ -155,9 +156,18 @@ impl RepoIndex {
     }
 
     /// Builds the index of `root`: walk, then tags from the cache or parsed in parallel.
+    /// The cache file is read while the workspace is walked.
     pub fn build(root: &Path, options: MapOptions) -> RepoIndex {
-        let mut index = RepoIndex::new(root, options);
-        index.refresh();
+        let (cache, found) = std::thread::scope(|scope| {
+            let loading = scope.spawn(|| load_cache(&options));
+            let found = walk(root, options.threads);
+            (
+                loading.join().unwrap_or_else(|_| TagCache::in_memory()),
+                found,
+            )
+        });
+        let mut index = RepoIndex::with_cache(root, options, cache);
+        index.refresh_from(found);
         index
     }
 
@@ -180,6 +190,11 @@ impl RepoIndex {
     /// Walks the workspace again: new and changed files are parsed, removed ones dropped.
     pub fn refresh(&mut self) -> BuildStats {
         let found = walk(&self.root, self.options.threads);
+        self.refresh_from(found)
+    }
+
+    /// [`RepoIndex::refresh`] over a walk made already.
+    fn refresh_from(&mut self, found: Vec<(String, Language, FileStamp)>) -> BuildStats {
         let mut stats = BuildStats {
             files: found.len(),
             ..BuildStats::default()
@@ -236,11 +251,30 @@ impl RepoIndex {
                 None => stats.failed += 1,
             }
         }
-        self.files.clear();
+        // Files whose tags did not change keep their interned names.
+        let mut unchanged: FastMap<String, IndexedFile> = FastMap::default();
+        for file in self.files.drain(..) {
+            unchanged.insert(file.path.clone(), file);
+        }
         self.by_path.clear();
+        if self.name_ids.is_empty() {
+            let names: usize = entries
+                .iter()
+                .filter_map(|(_, _, _, tags)| tags.as_ref())
+                .map(|t| t.symbols.len() + t.references.len())
+                .sum();
+            self.name_ids.reserve(names / 2);
+            self.names.reserve(names / 2);
+        }
         for (path, language, stamp, tags) in entries {
             let Some(tags) = tags else { continue };
-            self.push_file(path, language, stamp, tags);
+            match unchanged.remove(&path) {
+                Some(file) if file.stamp == stamp && Arc::ptr_eq(&file.tags, &tags) => {
+                    self.by_path.insert(file.path.clone(), self.files.len());
+                    self.files.push(file);
+                }
+                _ => self.push_file(path, language, stamp, tags),
+            }
         }
         let present: std::collections::HashSet<&str> =
             self.files.iter().map(|f| f.path.as_str()).collect();
@@ -723,6 +757,14 @@ impl RepoIndex {
             symbols: chosen.len(),
             files: order.iter().map(|&f| self.files[f].path.clone()).collect(),
         }
+    }
+}
+
+/// The tags cache the options name (empty in memory when none).
+fn load_cache(options: &MapOptions) -> TagCache {
+    match &options.cache_file {
+        Some(file) => TagCache::load(file.clone()),
+        None => TagCache::in_memory(),
     }
 }
 
