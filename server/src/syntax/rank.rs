@@ -9,7 +9,8 @@ pub struct Graph {
 
 pub const DAMPING: f64 = 0.85;
 const MAX_ITERATIONS: usize = 50;
-/// Stop when the ranks (summing to 1) moved less than this in total (L1).
+/// Stop when the ranks (summing to 1) moved less than this per node on average (L1 over all
+/// nodes below `nodes × TOLERANCE`, the criterion networkx's `pagerank` uses).
 const TOLERANCE: f64 = 1e-6;
 
 impl Graph {
@@ -86,7 +87,7 @@ pub fn pagerank_by(
             moved += (next[i] - rank[i]).abs();
         }
         std::mem::swap(&mut rank, &mut next);
-        if moved < TOLERANCE {
+        if moved < TOLERANCE * n as f64 {
             break;
         }
     }

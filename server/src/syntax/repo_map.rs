@@ -97,8 +97,7 @@ pub struct RepoIndex {
     options: MapOptions,
     files: Vec<IndexedFile>,
     by_path: FastMap<String, usize>,
-    names: Vec<String>,
-    name_ids: FastMap<String, u32>,
+    names: NameTable,
     cache: TagCache,
     last_stats: BuildStats,
     /// The file ranks of the last ranking: the next one starts from them (after a small
@@ -147,8 +146,7 @@ impl RepoIndex {
             options,
             files: Vec::new(),
             by_path: FastMap::default(),
-            names: Vec::new(),
-            name_ids: FastMap::default(),
+            names: NameTable::default(),
             cache,
             last_stats: BuildStats::default(),
             last_ranks: std::sync::Mutex::new(Vec::new()),
@@ -257,13 +255,12 @@ impl RepoIndex {
             unchanged.insert(file.path.clone(), file);
         }
         self.by_path.clear();
-        if self.name_ids.is_empty() {
+        if self.names.len() == 0 {
             let names: usize = entries
                 .iter()
                 .filter_map(|(_, _, _, tags)| tags.as_ref())
                 .map(|t| t.symbols.len() + t.references.len())
                 .sum();
-            self.name_ids.reserve(names / 2);
             self.names.reserve(names / 2);
         }
         for (path, language, stamp, tags) in entries {
@@ -284,13 +281,7 @@ impl RepoIndex {
     }
 
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(id) = self.name_ids.get(name) {
-            return *id;
-        }
-        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-        self.names.push(name.to_owned());
-        self.name_ids.insert(name.to_owned(), id);
-        id
+        self.names.intern(name)
     }
 
     fn indexed(
@@ -435,13 +426,13 @@ impl RepoIndex {
 
     /// Every definition named `name`: (file, symbol index).
     pub fn definitions(&self, name: &str) -> Vec<(&IndexedFile, usize)> {
-        let Some(id) = self.name_ids.get(name) else {
+        let Some(id) = self.names.get(name) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for file in &self.files {
             for (i, symbol_name) in file.symbol_names.iter().enumerate() {
-                if symbol_name == id {
+                if *symbol_name == id {
                     out.push((file, i));
                 }
             }
@@ -489,7 +480,7 @@ impl RepoIndex {
         }
         let mut mentioned = vec![false; self.names.len()];
         for name in &focus.mentioned {
-            if let Some(&id) = self.name_ids.get(name) {
+            if let Some(id) = self.names.get(name) {
                 mentioned[id as usize] = true;
             }
         }
@@ -518,7 +509,7 @@ impl RepoIndex {
                 if count == 0 {
                     return 0.0;
                 }
-                let text = &self.names[id];
+                let text = self.names.text(id);
                 let mut weight = 1.0;
                 if mentioned[id] {
                     weight *= 10.0;
@@ -757,6 +748,59 @@ impl RepoIndex {
             symbols: chosen.len(),
             files: order.iter().map(|&f| self.files[f].path.clone()).collect(),
         }
+    }
+}
+
+/// Interned identifiers: each text stored once, looked up by text or by id.
+#[derive(Debug, Default)]
+struct NameTable {
+    texts: Vec<Box<str>>,
+    /// Ids, hashed by their text.
+    ids: hashbrown::HashTable<u32>,
+}
+
+impl NameTable {
+    fn hash(text: &str) -> u64 {
+        let mut hasher = crate::fast_hash::FastHasher::default();
+        std::hash::Hasher::write(&mut hasher, text.as_bytes());
+        std::hash::Hasher::finish(&hasher)
+    }
+
+    fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.texts.reserve(additional);
+        let texts = &self.texts;
+        self.ids
+            .reserve(additional, |&id| NameTable::hash(&texts[id as usize]));
+    }
+
+    fn get(&self, text: &str) -> Option<u32> {
+        self.ids
+            .find(NameTable::hash(text), |&id| {
+                &*self.texts[id as usize] == text
+            })
+            .copied()
+    }
+
+    fn text(&self, id: usize) -> &str {
+        &self.texts[id]
+    }
+
+    fn intern(&mut self, text: &str) -> u32 {
+        let hash = NameTable::hash(text);
+        let texts = &self.texts;
+        if let Some(&id) = self.ids.find(hash, |&id| &*texts[id as usize] == text) {
+            return id;
+        }
+        let id = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);
+        self.texts.push(text.into());
+        let texts = &self.texts;
+        self.ids
+            .insert_unique(hash, id, |&id| NameTable::hash(&texts[id as usize]));
+        id
     }
 }
 
