@@ -513,6 +513,31 @@ async fn tack_run_puts_the_repo_map_in_the_system_prompt_within_its_budget() {
         !system.contains(tack::context::REPO_MAP_HEADING),
         "{system}"
     );
+
+    // A map not ready in time is left out of the first request, and the build it waited for
+    // goes on to fill the tags cache for the next run.
+    let tags = workspace.path(".home/tack/tags");
+    let _ = std::fs::remove_dir_all(&tags);
+    workspace.write(
+        "tack.toml",
+        &fake_model_toml(&model, "\n[context]\nrepo_map_wait_ms = 0\n"),
+    );
+    model.push(openai_chat::stream(&Answer::text(&["Nothing to do."])));
+    let output = run(&workspace);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let system = system_text(&model.requests()[2].json());
+    assert!(
+        !system.contains(tack::context::REPO_MAP_HEADING),
+        "{system}"
+    );
+    let saved: Vec<_> = std::fs::read_dir(&tags)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(saved.len(), 1, "the tags cache was not saved: {saved:?}");
 }
 
 /// An editor run in real clangd: the first model request carries the context assembled for

@@ -68,6 +68,8 @@ pub struct SessionConfig {
     /// Tokens of repository map in the system prompt (0: none). `tack run` sets it from
     /// `[context] repo_map_tokens`; editor runs get context per request instead.
     pub repo_map_tokens: usize,
+    /// How long the first request waits for that map (`[context] repo_map_wait_ms`).
+    pub repo_map_wait: std::time::Duration,
     pub permissions: Permissions,
     /// Where the pre- and post-images of every change go.
     pub snapshots: Arc<SnapshotStore>,
@@ -104,6 +106,7 @@ impl SessionConfig {
             tools: ToolRegistry::default(),
             tool_settings: ToolSettings::default(),
             repo_map_tokens: 0,
+            repo_map_wait: std::time::Duration::from_secs(2),
             permissions: Permissions::default(),
             snapshots,
             snapshot_session,
@@ -160,8 +163,12 @@ pub async fn run_session(
         }
     };
     let (mut system, mut context) = system_prompt(&workspace);
-    if let Some(section) =
-        crate::context::repo_map_section(&config.workspace_root, config.repo_map_tokens).await
+    if let Some(section) = crate::context::repo_map_section(
+        &config.workspace_root,
+        config.repo_map_tokens,
+        config.repo_map_wait,
+    )
+    .await
     {
         context.push(ContextItem::new(
             "repo_map",

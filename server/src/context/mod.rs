@@ -475,13 +475,18 @@ pub fn assemble(request: &ContextRequest, sources: &Sources<'_>) -> Vec<ContextI
 
 /// The repository map of `root` (at most `tokens`) as the section `tack run` appends to the
 /// system prompt (`None`: no map, or `tokens` is 0). The index is built (from the tags cache
-/// when warm) off the async threads; the cache is saved after.
-pub async fn repo_map_section(root: &Path, tokens: usize) -> Option<String> {
+/// when warm) off the async threads; the cache is saved after. A map not ready within `wait`
+/// is left out, and its build goes on in the background to fill the cache for the next run.
+pub async fn repo_map_section(
+    root: &Path,
+    tokens: usize,
+    wait: std::time::Duration,
+) -> Option<String> {
     if tokens == 0 {
         return None;
     }
     let root = root.to_path_buf();
-    let map = tokio::task::spawn_blocking(move || {
+    let building = tokio::task::spawn_blocking(move || {
         let loaded = crate::config::Config::load(&crate::config::ConfigSources::from_env(
             Some(root.clone()),
             None,
@@ -489,8 +494,14 @@ pub async fn repo_map_section(root: &Path, tokens: usize) -> Option<String> {
         let (settings, _) = ContextSettings::from_config(loaded.config.section("context"));
         let index = cli::build_index(&root, &settings);
         index.render(&Focus::default(), tokens)
-    })
-    .await;
+    });
+    let Ok(map) = tokio::time::timeout(wait, building).await else {
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "the repository map is not ready (a first build); the run goes on without it and the tags cache is being filled for the next run"
+        );
+        return None;
+    };
     match map {
         Ok(map) if !map.text.is_empty() => {
             Some(format!("\n\n{REPO_MAP_HEADING}\n{}", map.text.trim_end()))

@@ -7,6 +7,7 @@
 //!                        # at most this much in an editor request); 0 turns the map off
 //! max_file_bytes = 262144  # larger files are not parsed for the map
 //! lsp_timeout_ms = 1500  # how long definitions from the language servers are waited for
+//! repo_map_wait_ms = 2000  # how long `tack run` waits for a map it must build from scratch
 //! ```
 
 use std::time::Duration;
@@ -18,6 +19,10 @@ pub struct ContextSettings {
     pub repo_map_tokens: usize,
     pub max_file_bytes: u64,
     pub lsp_timeout: Duration,
+    /// How long `tack run`'s first request waits for the repository map. A warm map takes
+    /// tens of milliseconds; a first build in a large tree can take seconds, and then the
+    /// request goes without it while the build fills the tags cache for the next run.
+    pub repo_map_wait: Duration,
 }
 
 impl Default for ContextSettings {
@@ -29,6 +34,7 @@ impl Default for ContextSettings {
             repo_map_tokens: 1024,
             max_file_bytes: crate::syntax::repo_map::DEFAULT_MAX_FILE_BYTES,
             lsp_timeout: Duration::from_millis(1500),
+            repo_map_wait: Duration::from_millis(2000),
         }
     }
 }
@@ -69,17 +75,21 @@ impl ContextSettings {
         if let Some(n) = number("lsp_timeout_ms") {
             settings.lsp_timeout = Duration::from_millis(n);
         }
+        if let Some(n) = number("repo_map_wait_ms") {
+            settings.repo_map_wait = Duration::from_millis(n);
+        }
         for key in table.keys() {
             if ![
                 "budget",
                 "repo_map_tokens",
                 "max_file_bytes",
                 "lsp_timeout_ms",
+                "repo_map_wait_ms",
             ]
             .contains(&key.as_str())
             {
                 warnings.push(format!(
-                    "[context] {key} is not a setting (budget, repo_map_tokens, max_file_bytes, lsp_timeout_ms)"
+                    "[context] {key} is not a setting (budget, repo_map_tokens, max_file_bytes, lsp_timeout_ms, repo_map_wait_ms)"
                 ));
             }
         }
