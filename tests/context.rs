@@ -446,10 +446,6 @@ async fn tack_run_puts_the_repo_map_in_the_system_prompt_within_its_budget() {
     use crate::support::fake_model::{Answer, FakeModelServer, openai_chat};
     let model = FakeModelServer::start().await.unwrap();
     let workspace = Workspace::new();
-    workspace.write(
-        "tack.toml",
-        &fake_model_toml(&model, "\n[context]\nrepo_map_tokens = 80\n"),
-    );
     for (path, text) in [
         (
             "shop/models.py",
@@ -462,11 +458,16 @@ async fn tack_run_puts_the_repo_map_in_the_system_prompt_within_its_budget() {
     ] {
         workspace.write(path, text);
     }
-    model.push(openai_chat::stream(&Answer::text(&["Nothing to do."])));
-    model.push(openai_chat::stream(&Answer::text(&["Nothing to do."])));
     let home = workspace.path(".home");
-    let run = |workspace: &Workspace| {
-        std::process::Command::new(tack_path())
+    // One `tack run` with these `[context]` lines; the system prompt of its request.
+    let runs = std::cell::Cell::new(0);
+    let run = |context: &str| -> String {
+        workspace.write(
+            "tack.toml",
+            &fake_model_toml(&model, &format!("\n[context]\n{context}\n")),
+        );
+        model.push(openai_chat::stream(&Answer::text(&["Nothing to do."])));
+        let output = std::process::Command::new(tack_path())
             .args(["run", "--yes", "look around"])
             .current_dir(workspace.root())
             .env("XDG_CONFIG_HOME", &home)
@@ -477,15 +478,17 @@ async fn tack_run_puts_the_repo_map_in_the_system_prompt_within_its_budget() {
             .env_remove("OPENAI_API_KEY")
             .env_remove("ANTHROPIC_API_KEY")
             .output()
-            .unwrap()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let request = runs.get();
+        runs.set(request + 1);
+        system_text(&model.requests()[request].json())
     };
-    let output = run(&workspace);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let system = system_text(&model.requests()[0].json());
+    let system = run("repo_map_tokens = 80");
     let map = system
         .split_once(tack::context::REPO_MAP_HEADING)
         .map(|(_, map)| map)
@@ -498,17 +501,7 @@ async fn tack_run_puts_the_repo_map_in_the_system_prompt_within_its_budget() {
     );
 
     // Turned off: no map.
-    workspace.write(
-        "tack.toml",
-        &fake_model_toml(&model, "\n[context]\nrepo_map_tokens = 0\n"),
-    );
-    let output = run(&workspace);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let system = system_text(&model.requests()[1].json());
+    let system = run("repo_map_tokens = 0");
     assert!(
         !system.contains(tack::context::REPO_MAP_HEADING),
         "{system}"
@@ -518,18 +511,7 @@ async fn tack_run_puts_the_repo_map_in_the_system_prompt_within_its_budget() {
     // goes on to fill the tags cache for the next run.
     let tags = workspace.path(".home/tack/tags");
     let _ = std::fs::remove_dir_all(&tags);
-    workspace.write(
-        "tack.toml",
-        &fake_model_toml(&model, "\n[context]\nrepo_map_wait_ms = 0\n"),
-    );
-    model.push(openai_chat::stream(&Answer::text(&["Nothing to do."])));
-    let output = run(&workspace);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let system = system_text(&model.requests()[2].json());
+    let system = run("repo_map_wait_ms = 0");
     assert!(
         !system.contains(tack::context::REPO_MAP_HEADING),
         "{system}"

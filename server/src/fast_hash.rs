@@ -2,7 +2,7 @@
 //! workspace (paths, identifiers), where SipHash's flooding resistance buys nothing and its
 //! cost shows: the snapshot stat cache and the syntax index's name table.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// rustc's FxHash: much faster than the default SipHash on short string keys.
@@ -35,3 +35,6 @@ impl Hasher for FastHasher {
 
 /// A `HashMap` with [`FastHasher`].
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A `HashSet` with [`FastHasher`].
+pub type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;

@@ -120,8 +120,7 @@ pub async fn run(options: RunOptions) -> Result<u8, RunError> {
     for warning in context_warnings {
         eprintln_line(&format!("tack: {warning}"));
     }
-    session.repo_map_tokens = context.repo_map_tokens;
-    session.repo_map_wait = context.repo_map_wait;
+    session.context = context;
     for tool in mcp_start.tools {
         session.tools.register(tool);
     }

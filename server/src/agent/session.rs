@@ -65,11 +65,10 @@ pub struct SessionConfig {
     pub client: ModelClient,
     pub tools: ToolRegistry,
     pub tool_settings: ToolSettings,
-    /// Tokens of repository map in the system prompt (0: none). `tack run` sets it from
-    /// `[context] repo_map_tokens`; editor runs get context per request instead.
-    pub repo_map_tokens: usize,
-    /// How long the first request waits for that map (`[context] repo_map_wait_ms`).
-    pub repo_map_wait: std::time::Duration,
+    /// `[context]`: its `repo_map_tokens` of repository map go in the system prompt (0, the
+    /// default here: none). `tack run` sets it from the configuration; editor runs get
+    /// context per request instead.
+    pub context: crate::context::ContextSettings,
     pub permissions: Permissions,
     /// Where the pre- and post-images of every change go.
     pub snapshots: Arc<SnapshotStore>,
@@ -105,8 +104,10 @@ impl SessionConfig {
             client: ModelClient::default(),
             tools: ToolRegistry::default(),
             tool_settings: ToolSettings::default(),
-            repo_map_tokens: 0,
-            repo_map_wait: std::time::Duration::from_secs(2),
+            context: crate::context::ContextSettings {
+                repo_map_tokens: 0,
+                ..crate::context::ContextSettings::default()
+            },
             permissions: Permissions::default(),
             snapshots,
             snapshot_session,
@@ -163,12 +164,8 @@ pub async fn run_session(
         }
     };
     let (mut system, mut context) = system_prompt(&workspace);
-    if let Some(section) = crate::context::repo_map_section(
-        &config.workspace_root,
-        config.repo_map_tokens,
-        config.repo_map_wait,
-    )
-    .await
+    if let Some(section) =
+        crate::context::repo_map_section(&config.workspace_root, &config.context).await
     {
         context.push(ContextItem::new(
             "repo_map",

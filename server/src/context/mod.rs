@@ -473,25 +473,20 @@ pub fn assemble(request: &ContextRequest, sources: &Sources<'_>) -> Vec<ContextI
     items
 }
 
-/// The repository map of `root` (at most `tokens`) as the section `tack run` appends to the
-/// system prompt (`None`: no map, or `tokens` is 0). The index is built (from the tags cache
-/// when warm) off the async threads; the cache is saved after. A map not ready within `wait`
-/// is left out, and its build goes on in the background to fill the cache for the next run.
-pub async fn repo_map_section(
-    root: &Path,
-    tokens: usize,
-    wait: std::time::Duration,
-) -> Option<String> {
+/// The repository map of `root` (at most `settings.repo_map_tokens`) as the section `tack run`
+/// appends to the system prompt (`None`: no map, or no tokens for it). The index is built
+/// (from the tags cache when warm) off the async threads; the cache is saved after. A map not
+/// ready within `settings.repo_map_wait` is left out, and its build goes on in the background
+/// to fill the cache for the next run.
+pub async fn repo_map_section(root: &Path, settings: &ContextSettings) -> Option<String> {
+    let tokens = settings.repo_map_tokens;
     if tokens == 0 {
         return None;
     }
+    let wait = settings.repo_map_wait;
     let root = root.to_path_buf();
+    let settings = settings.clone();
     let building = tokio::task::spawn_blocking(move || {
-        let loaded = crate::config::Config::load(&crate::config::ConfigSources::from_env(
-            Some(root.clone()),
-            None,
-        ));
-        let (settings, _) = ContextSettings::from_config(loaded.config.section("context"));
         let index = cli::build_index(&root, &settings);
         index.render(&Focus::default(), tokens)
     });

@@ -11,10 +11,8 @@
 //! tree and a restore knows exactly what it lacks.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::fs;
-use std::hash::BuildHasherDefault;
 use std::io::ErrorKind;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
@@ -30,8 +28,9 @@ use rustix::io::Errno;
 
 use super::checkpoint::CheckpointPhases;
 use super::ignore_rules::{self, GlobalExcludes, IgnoreFilesFound, Rules};
-use super::stat_cache::{CachedDir, CachedFile, Delta, DirRecord, PathHasher, StatCache};
+use super::stat_cache::{CachedDir, CachedFile, Delta, DirRecord, StatCache};
 use super::{FileMode, FileVersion, NotStoredReason, SnapshotError, SnapshotStore};
+use crate::fast_hash::{FastMap, FastSet};
 
 const PLACEHOLDER_MAGIC: &[u8] = b"tack-not-stored\0";
 
@@ -582,7 +581,7 @@ fn write_trees(
     old: &StatCache,
     scanned: &[ScannedDir],
 ) -> Result<Vec<Option<(Oid, u32)>>, SnapshotError> {
-    let index: HashMap<&str, usize, BuildHasherDefault<PathHasher>> = scanned
+    let index: FastMap<&str, usize> = scanned
         .iter()
         .enumerate()
         .map(|(i, dir)| (dir.relative.as_str(), i))
@@ -729,7 +728,7 @@ fn cache_delta(
         delta.end_dir(start);
     }
     if kept != old.dir_count() {
-        let live: HashSet<&str, BuildHasherDefault<PathHasher>> = scanned
+        let live: FastSet<&str> = scanned
             .iter()
             .zip(trees)
             .filter(|(_, tree)| tree.is_some())

@@ -23,15 +23,14 @@
 //! up over half the file, the whole state is written to a temporary file renamed over the old
 //! one (atomic, and rare).
 
-use std::collections::HashMap;
 use std::fs;
-use std::hash::BuildHasherDefault;
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use git2::Oid;
 
 use super::SnapshotError;
+use crate::fast_hash::FastMap;
 
 const MAGIC: &[u8] = b"TACKSTAT4\n";
 const BASE: u8 = 0;
@@ -51,11 +50,6 @@ const COMPACT_SLACK: usize = 256 * 1024;
 /// before it. Filesystems keeping whole seconds (no nanoseconds) get two seconds.
 const RACY_MARGIN_NS: i64 = 20_000_000;
 const COARSE_RACY_MARGIN_NS: i64 = 2_000_000_000;
-
-pub(super) use crate::fast_hash::FastHasher as PathHasher;
-
-/// A map keyed by workspace-relative path.
-pub(super) type PathMap<V> = HashMap<String, V, BuildHasherDefault<PathHasher>>;
 
 /// What the cache remembers of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,7 +219,7 @@ impl Delta {
 pub(super) struct StatCache {
     /// The file's bytes (everything up to the last valid batch).
     bytes: Vec<u8>,
-    dirs: PathMap<CachedDir>,
+    dirs: FastMap<String, CachedDir>,
     /// Bytes of the records `dirs` points at.
     live_bytes: usize,
     /// When the scan that produced this state started (ns since the Unix epoch). A file

@@ -250,12 +250,9 @@ impl RepoIndex {
             }
         }
         // Files whose tags did not change keep their interned names.
-        let mut unchanged: FastMap<String, IndexedFile> = FastMap::default();
-        for file in self.files.drain(..) {
-            unchanged.insert(file.path.clone(), file);
-        }
-        self.by_path.clear();
-        if self.names.len() == 0 {
+        let mut previous: Vec<Option<IndexedFile>> = self.files.drain(..).map(Some).collect();
+        let previous_at = std::mem::take(&mut self.by_path);
+        if self.names.is_empty() {
             let names: usize = entries
                 .iter()
                 .filter_map(|(_, _, _, tags)| tags.as_ref())
@@ -265,7 +262,11 @@ impl RepoIndex {
         }
         for (path, language, stamp, tags) in entries {
             let Some(tags) = tags else { continue };
-            match unchanged.remove(&path) {
+            let before = previous_at
+                .get(&path)
+                .and_then(|&i| previous.get_mut(i))
+                .and_then(Option::take);
+            match before {
                 Some(file) if file.stamp == stamp && Arc::ptr_eq(&file.tags, &tags) => {
                     self.by_path.insert(file.path.clone(), self.files.len());
                     self.files.push(file);
@@ -535,25 +536,18 @@ impl RepoIndex {
         // which for names like `new` is users × definers edges. It is never listed: a file's
         // uses, weighted, and each file's definitions, with what the file itself gave the
         // name (a file has no edge to itself), carry the same sums.
-        let mut uses: Vec<Vec<(u32, f64)>> = Vec::with_capacity(n);
-        let mut out_weight = vec![0.0f64; n];
-        let mut defined_here = vec![u32::MAX; self.names.len()];
-        for (src, file) in self.files.iter().enumerate() {
-            for &name in &defines[src] {
-                defined_here[name as usize] = src as u32;
-            }
-            let mut weighted = Vec::with_capacity(file.uses.len());
-            for &(name, count) in &file.uses {
-                let weight = use_weight(src, name, count);
-                if weight == 0.0 {
-                    continue;
-                }
-                let own = u32::from(defined_here[name as usize] == src as u32);
-                out_weight[src] += weight * f64::from(definers[name as usize] - own);
-                weighted.push((name, weight));
-            }
-            uses.push(weighted);
-        }
+        let uses: Vec<Vec<(u32, f64)>> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(src, file)| {
+                file.uses
+                    .iter()
+                    .map(|&(name, count)| (name, use_weight(src, name, count)))
+                    .filter(|&(_, weight)| weight != 0.0)
+                    .collect()
+            })
+            .collect();
         // Per file, each name it defines with the weight of its own use of it.
         let mut used_here = vec![(u32::MAX, 0.0f64); self.names.len()];
         let own_uses: Vec<Vec<(u32, f64)>> = defines
@@ -571,6 +565,25 @@ impl RepoIndex {
                         _ => (name, 0.0),
                     })
                     .collect()
+            })
+            .collect();
+        // A file's out-edges: each use to every file defining the name but itself, counted in
+        // whole files so a file whose names only it defines has exactly none.
+        let mut defined_here = vec![u32::MAX; self.names.len()];
+        let out_weight: Vec<f64> = uses
+            .iter()
+            .zip(&defines)
+            .enumerate()
+            .map(|(src, (used, names))| {
+                for &name in names {
+                    defined_here[name as usize] = src as u32;
+                }
+                used.iter()
+                    .map(|&(name, weight)| {
+                        let own = u32::from(defined_here[name as usize] == src as u32);
+                        weight * f64::from(definers[name as usize] - own)
+                    })
+                    .sum()
             })
             .collect();
         let mut name_flow = vec![0.0f64; self.names.len()];
@@ -761,13 +774,25 @@ struct NameTable {
 
 impl NameTable {
     fn hash(text: &str) -> u64 {
-        let mut hasher = crate::fast_hash::FastHasher::default();
-        std::hash::Hasher::write(&mut hasher, text.as_bytes());
-        std::hash::Hasher::finish(&hasher)
+        std::hash::BuildHasher::hash_one(
+            &std::hash::BuildHasherDefault::<crate::fast_hash::FastHasher>::default(),
+            text,
+        )
+    }
+
+    /// The id of `text`, whose hash is `hash`.
+    fn find(&self, hash: u64, text: &str) -> Option<u32> {
+        self.ids
+            .find(hash, |&id| &*self.texts[id as usize] == text)
+            .copied()
     }
 
     fn len(&self) -> usize {
         self.texts.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.texts.is_empty()
     }
 
     fn reserve(&mut self, additional: usize) {
@@ -778,11 +803,7 @@ impl NameTable {
     }
 
     fn get(&self, text: &str) -> Option<u32> {
-        self.ids
-            .find(NameTable::hash(text), |&id| {
-                &*self.texts[id as usize] == text
-            })
-            .copied()
+        self.find(NameTable::hash(text), text)
     }
 
     fn text(&self, id: usize) -> &str {
@@ -791,8 +812,7 @@ impl NameTable {
 
     fn intern(&mut self, text: &str) -> u32 {
         let hash = NameTable::hash(text);
-        let texts = &self.texts;
-        if let Some(&id) = self.ids.find(hash, |&id| &*texts[id as usize] == text) {
+        if let Some(id) = self.find(hash, text) {
             return id;
         }
         let id = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);

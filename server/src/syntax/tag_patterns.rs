@@ -15,16 +15,10 @@ use std::collections::HashMap;
 /// The compiled patterns of one query, indexed by the node kind each one starts at.
 #[derive(Debug)]
 pub struct TagPatterns {
-    patterns: Vec<Pattern>,
+    /// The top-level patterns, in the query's order (so a position is a pattern index).
+    patterns: Vec<PatternNode>,
     /// Node kind id → indices into `patterns`, in pattern order.
     by_root_kind: Vec<Vec<usize>>,
-}
-
-/// One top-level pattern and its index in the tree-sitter query.
-#[derive(Debug)]
-struct Pattern {
-    index: usize,
-    root: PatternNode,
 }
 
 /// A node of a pattern.
@@ -72,18 +66,14 @@ impl TagPatterns {
         };
         let mut patterns = Vec::new();
         while reader.at < tokens.len() {
-            let root = reader.top_level()?;
-            patterns.push(Pattern {
-                index: patterns.len(),
-                root,
-            });
+            patterns.push(reader.top_level()?);
         }
         if patterns.len() != query.pattern_count() {
             return None;
         }
         let mut by_root_kind = vec![Vec::new(); usize::from(kinds.count)];
         for (i, pattern) in patterns.iter().enumerate() {
-            match &pattern.root.kinds {
+            match &pattern.kinds {
                 KindTest::AnyNamed => {
                     for (id, roots) in by_root_kind.iter_mut().enumerate() {
                         if language.node_kind_is_named(u16::try_from(id).ok()?) {
@@ -116,11 +106,10 @@ impl TagPatterns {
             let node = cursor.node();
             if let Some(starting) = self.by_root_kind.get(usize::from(node.kind_id())) {
                 for &i in starting {
-                    let pattern = &self.patterns[i];
                     found.clear();
-                    match_node(node, &pattern.root, Vec::new(), &mut found);
+                    match_node(node, &self.patterns[i], Vec::new(), &mut found);
                     for captures in &found {
-                        on_match(pattern.index, captures);
+                        on_match(i, captures);
                     }
                 }
             }
