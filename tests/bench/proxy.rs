@@ -5,9 +5,10 @@
 //! difference is tack's own overhead), and clangd when it is found (a real-world figure).
 //! The mix, per server: sequential `textDocument/hover`, sequential
 //! `textDocument/completion`, and bursts of incremental `didChange` followed by one hover,
-//! timed until the hover's answer (which covers the whole burst, handled in order). Direct
-//! and through-tack sessions run side by side and take turns in small blocks, so a busy
-//! machine slows both alike. Then memory: a fresh tack session opens many code-like
+//! timed until the hover's answer (which covers the whole burst, handled in order). Three
+//! sessions run side by side and take turns in small blocks, so a busy machine slows all
+//! alike: direct, through tack, and through the `byte-relay` example, which only copies bytes
+//! and so shows the floor any process between editor and server costs here. Then memory: a fresh tack session opens many code-like
 //! documents and tack's resident set is read from `/proc`.
 //!
 //! It prints figures and never judges them: the exit status is non-zero only when something
@@ -156,6 +157,7 @@ async fn run(options: &Options) -> Result<()> {
         binaries.profile
     );
     println!("fake-lsp: {}", binaries.fake_lsp.display());
+    println!("relay:    {}", binaries.byte_relay.display());
     if binaries.profile != "release" {
         println!("note:     not a release build; the figures say little about a release");
     }
@@ -169,8 +171,8 @@ async fn run(options: &Options) -> Result<()> {
         Err(why) => println!("servers:  fake (runs), clangd (skipped: {why})"),
     }
     println!(
-        "method:   direct and through-tack sessions side by side, taking turns every {BLOCK} \
-         requests ({BURST_BLOCK} bursts); a burst is {BURST_LEN} incremental didChange, each \
+        "method:   three sessions side by side (direct, through a byte relay, through tack), \
+         taking turns every {BLOCK} requests ({BURST_BLOCK} bursts); a burst is {BURST_LEN} incremental didChange, each \
          written on its own, then one hover, timed until the hover's answer"
     );
     println!(
@@ -240,13 +242,16 @@ fn load_average() -> String {
 struct Binaries {
     tack: PathBuf,
     fake_lsp: PathBuf,
+    /// The `byte-relay` example: the floor any process in the middle costs.
+    byte_relay: PathBuf,
     /// The cargo profile folder the binaries come from (`release` under `cargo bench`).
     profile: String,
 }
 
 impl Binaries {
-    /// The `tack` this bench was built with, and the `fake-lsp` example next to it, built
-    /// (same cargo, profile and target folder) when it is missing or older than its sources.
+    /// The `tack` this bench was built with, and the `fake-lsp` and `byte-relay` examples
+    /// next to it, built (same cargo, profile and target folder) when missing or older than
+    /// their sources.
     fn find() -> Result<Binaries> {
         let tack = PathBuf::from(env!("CARGO_BIN_EXE_tack"));
         let profile_dir = tack
@@ -257,18 +262,22 @@ impl Binaries {
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let fake_lsp = profile_dir
-            .join("examples")
-            .join(format!("fake-lsp{}", std::env::consts::EXE_SUFFIX));
-        if is_stale(&fake_lsp) {
-            build_fake_lsp(&profile_dir, &profile)?;
-        }
-        if !fake_lsp.is_file() {
-            bail!("{} was not built", fake_lsp.display());
-        }
+        let example = |name: &str| -> Result<PathBuf> {
+            let binary = profile_dir
+                .join("examples")
+                .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+            if is_stale(&binary) {
+                build_example(name, &profile_dir, &profile)?;
+            }
+            if !binary.is_file() {
+                bail!("{} was not built", binary.display());
+            }
+            Ok(binary)
+        };
         Ok(Binaries {
-            tack,
-            fake_lsp,
+            tack: tack.clone(),
+            fake_lsp: example("fake-lsp")?,
+            byte_relay: example("byte-relay")?,
             profile,
         })
     }
@@ -285,6 +294,7 @@ fn is_stale(binary: &Path) -> bool {
     [
         manifest_dir().join("src"),
         manifest_dir().join("../tests/fake_lsp"),
+        manifest_dir().join("../tests/byte_relay"),
         manifest_dir().join("Cargo.toml"),
     ]
     .iter()
@@ -304,21 +314,15 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
         .max()
 }
 
-fn build_fake_lsp(profile_dir: &Path, profile: &str) -> Result<()> {
+fn build_example(name: &str, profile_dir: &Path, profile: &str) -> Result<()> {
     let target_dir = profile_dir
         .parent()
         .ok_or_else(|| anyhow!("{} has no target folder", profile_dir.display()))?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    println!("building: the fake-lsp example ({profile})");
+    println!("building: the {name} example ({profile})");
     let mut command = std::process::Command::new(&cargo);
     command
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "fake-lsp",
-            "--manifest-path",
-        ])
+        .args(["build", "--quiet", "--example", name, "--manifest-path"])
         .arg(manifest_dir().join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target_dir);
     match profile {
@@ -335,7 +339,7 @@ fn build_fake_lsp(profile_dir: &Path, profile: &str) -> Result<()> {
         .with_context(|| format!("cannot run {}", cargo.to_string_lossy()))?;
     if !output.status.success() {
         bail!(
-            "building the fake-lsp example failed:\n{}",
+            "building the {name} example failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -478,19 +482,28 @@ fn file_uri(path: &Path) -> Result<String> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Route {
     Direct,
+    /// Through the byte relay: the floor of any process in the middle.
+    Relay,
     ViaTack,
 }
 
 impl Route {
+    const ALL: [Route; 3] = [Route::Direct, Route::Relay, Route::ViaTack];
+
     fn label(self) -> &'static str {
         match self {
             Route::Direct => "direct",
+            Route::Relay => "relay",
             Route::ViaTack => "via tack",
         }
     }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
-/// Starts the server directly or `tack lsp` in front of it, and initializes it.
+/// Starts the server directly, behind the byte relay or behind `tack lsp`, and initializes it.
 async fn start(
     route: Route,
     binaries: &Binaries,
@@ -515,11 +528,23 @@ async fn start(
         server.name,
         route.label().replace(' ', "-")
     ));
+    let relay_args: Vec<String> = std::iter::once(server.program.display().to_string())
+        .chain(server.args.iter().cloned())
+        .collect();
     let launch = match route {
         Route::Direct => Launch {
             label: &label,
             program: &server.program,
             args: &server.args,
+            cwd: &workspace,
+            env: &[],
+            env_removed: &[],
+            stderr_path,
+        },
+        Route::Relay => Launch {
+            label: &label,
+            program: &binaries.byte_relay,
+            args: &relay_args,
             cwd: &workspace,
             env: &[],
             env_removed: &[],
@@ -654,18 +679,28 @@ async fn operation(side: &mut Side, target: &Target, kind: Kind, i: usize) -> Re
     }
 }
 
+/// Per route (in [`Route::ALL`] order): each operation's time, and the turns' wall time.
 #[derive(Default)]
 struct Samples {
-    direct: Vec<Duration>,
-    via_tack: Vec<Duration>,
-    direct_wall: Duration,
-    via_tack_wall: Duration,
+    times: [Vec<Duration>; 3],
+    wall: [Duration; 3],
 }
 
-/// Runs `count` operations on each side, the sides taking turns every `block`.
+impl Samples {
+    fn quantiles(&self, route: Route) -> Quantiles {
+        Quantiles::of(&self.times[route.index()])
+    }
+
+    /// Wall time of `route` over wall time of `base`.
+    fn wall_ratio(&self, route: Route, base: Route) -> f64 {
+        self.wall[route.index()].as_secs_f64() / self.wall[base.index()].as_secs_f64()
+    }
+}
+
+/// Runs `count` operations on each side, the sides taking turns every `block` in an order
+/// that rotates, so none is always first after another's turn.
 async fn measure(
-    direct: &mut Side,
-    via_tack: &mut Side,
+    sides: &mut [Side; 3],
     target: &Target,
     kind: Kind,
     count: usize,
@@ -676,26 +711,15 @@ async fn measure(
     let mut turn = 0;
     while done < count {
         let n = block.min(count - done);
-        let order = if turn % 2 == 0 {
-            [Route::Direct, Route::ViaTack]
-        } else {
-            [Route::ViaTack, Route::Direct]
-        };
-        for route in order {
-            let (side, times, wall) = match route {
-                Route::Direct => (&mut *direct, &mut samples.direct, &mut samples.direct_wall),
-                Route::ViaTack => (
-                    &mut *via_tack,
-                    &mut samples.via_tack,
-                    &mut samples.via_tack_wall,
-                ),
-            };
+        for step in 0..Route::ALL.len() {
+            let route = Route::ALL[(turn + step) % Route::ALL.len()];
+            let side = &mut sides[route.index()];
             side.client.drain().await?;
             let start = Instant::now();
             for i in done..done + n {
-                times.push(operation(side, target, kind, i).await?);
+                samples.times[route.index()].push(operation(side, target, kind, i).await?);
             }
-            *wall += start.elapsed();
+            samples.wall[route.index()] += start.elapsed();
         }
         done += n;
         turn += 1;
@@ -724,15 +748,21 @@ async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Re
         }
     })
     .to_string();
-    let mut direct = Side {
-        client: start(Route::Direct, binaries, server, &scratch).await?,
-        version: 1,
-    };
-    let mut via_tack = Side {
-        client: start(Route::ViaTack, binaries, server, &scratch).await?,
-        version: 1,
-    };
-    for side in [&mut direct, &mut via_tack] {
+    let mut sides = [
+        Side {
+            client: start(Route::Direct, binaries, server, &scratch).await?,
+            version: 1,
+        },
+        Side {
+            client: start(Route::Relay, binaries, server, &scratch).await?,
+            version: 1,
+        },
+        Side {
+            client: start(Route::ViaTack, binaries, server, &scratch).await?,
+            version: 1,
+        },
+    ];
+    for side in &mut sides {
         side.client.notify("textDocument/didOpen", &open).await?;
     }
 
@@ -742,19 +772,28 @@ async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Re
         (Kind::Burst, mix.bursts, mix.warmup_bursts, BURST_BLOCK),
     ];
     for (kind, _, warmup, block) in kinds {
-        measure(&mut direct, &mut via_tack, &target, kind, warmup, block).await?;
+        measure(&mut sides, &target, kind, warmup, block).await?;
     }
-    let tack_pid = via_tack
-        .client
-        .pid()
-        .ok_or_else(|| anyhow!("tack has no process id"))?;
+    let pid = |route: Route| {
+        sides[route.index()]
+            .client
+            .pid()
+            .ok_or_else(|| anyhow!("the {} process has no id", route.label()))
+    };
+    let (relay_pid, tack_pid) = (pid(Route::Relay)?, pid(Route::ViaTack)?);
     let mut rows = Vec::new();
     for (kind, count, _, block) in kinds {
         if count > 0 {
-            // tack is idle during the direct turns, so these deltas are its cost for `count`.
-            let before = ProcessCounters::read(tack_pid)?;
-            let samples = measure(&mut direct, &mut via_tack, &target, kind, count, block).await?;
-            let cost = ProcessCounters::read(tack_pid)?.since(&before);
+            // Each is idle during the other turns, so these deltas are its cost for `count`.
+            let before = [
+                ProcessCounters::read(relay_pid)?,
+                ProcessCounters::read(tack_pid)?,
+            ];
+            let samples = measure(&mut sides, &target, kind, count, block).await?;
+            let cost = [
+                ProcessCounters::read(relay_pid)?.since(&before[0]),
+                ProcessCounters::read(tack_pid)?.since(&before[1]),
+            ];
             rows.push((kind, count, samples, cost));
         }
     }
@@ -780,11 +819,10 @@ async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Re
         "kind", "median", "p99", "median", "p99", "median", "p99", "tack/direct"
     );
     for (kind, count, samples, _) in &rows {
-        let direct = Quantiles::of(&samples.direct);
-        let tack = Quantiles::of(&samples.via_tack);
+        let direct = samples.quantiles(Route::Direct);
+        let tack = samples.quantiles(Route::ViaTack);
         let added_median = tack.median - direct.median;
-        let added_p99 = tack.p99 - direct.p99;
-        let ratio = samples.via_tack_wall.as_secs_f64() / samples.direct_wall.as_secs_f64();
+        let ratio = samples.wall_ratio(Route::ViaTack, Route::Direct);
         let verdict = format!(
             "{} added, {} wall",
             meets(added_median <= TARGET_ADDED_MEDIAN_US),
@@ -798,19 +836,18 @@ async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Re
             tack.median,
             tack.p99,
             added_median,
-            added_p99,
+            tack.p99 - direct.p99,
             ratio
         );
     }
-    // The mix as a whole: what a session of these requests takes, direct and through tack.
-    let direct_wall: f64 = rows
-        .iter()
-        .map(|(_, _, s, _)| s.direct_wall.as_secs_f64())
-        .sum();
-    let tack_wall: f64 = rows
-        .iter()
-        .map(|(_, _, s, _)| s.via_tack_wall.as_secs_f64())
-        .sum();
+    // The mix as a whole: what a session of these requests takes, per route.
+    let mix_wall = |route: Route| -> f64 {
+        rows.iter()
+            .map(|(_, _, s, _)| s.wall[route.index()].as_secs_f64())
+            .sum()
+    };
+    let direct_wall = mix_wall(Route::Direct);
+    let tack_wall = mix_wall(Route::ViaTack);
     let mix_ratio = tack_wall / direct_wall;
     println!(
         "{:<30} {:>17.1} {:>17.1} {:>17.1} {:>11.3}x  {} wall",
@@ -828,24 +865,65 @@ async fn compare(binaries: &Binaries, server: &ServerUnderTest, mix: &Mix) -> Re
         BURST_LEN + 1
     );
     println!(
-        "tack's own cost per operation (its threads' CPU time and context switches, from /proc):"
+        "floor, measured alongside: a byte relay in tack's place (it starts the server and copies \
+         bytes both ways, one thread each, reading nothing):"
     );
-    for (kind, count, _, cost) in &rows {
+    println!(
+        "  {:<28} {:>12} {:>12} {:>12} {:>16} {:>12}",
+        "kind", "relay median", "relay added", "relay/direct", "tack over relay", "tack/relay"
+    );
+    for (kind, _, samples, _) in &rows {
+        let direct = samples.quantiles(Route::Direct);
+        let relay = samples.quantiles(Route::Relay);
+        let tack = samples.quantiles(Route::ViaTack);
+        println!(
+            "  {:<28} {:>9.1} us {:>9.1} us {:>11.3}x {:>13.1} us {:>11.3}x",
+            kind.label(),
+            relay.median,
+            relay.median - direct.median,
+            samples.wall_ratio(Route::Relay, Route::Direct),
+            tack.median - relay.median,
+            samples.wall_ratio(Route::ViaTack, Route::Relay)
+        );
+    }
+    let relay_wall = mix_wall(Route::Relay);
+    println!(
+        "  {:<28} {:>12} {:>9.1} ms {:>11.3}x {:>13.1} ms {:>11.3}x",
+        "whole mix, wall time",
+        "",
+        (relay_wall - direct_wall) * 1e3,
+        relay_wall / direct_wall,
+        (tack_wall - relay_wall) * 1e3,
+        tack_wall / relay_wall
+    );
+    println!(
+        "cost per operation of the process in the middle (its threads' CPU time and context \
+         switches, from /proc):"
+    );
+    println!(
+        "  {:<28} {:>10} {:>10} {:>12} {:>10}",
+        "kind", "tack CPU", "switches", "relay CPU", "switches"
+    );
+    for (kind, count, _, [relay, tack]) in &rows {
         let per = |total: f64| total / *count as f64;
         println!(
-            "  {:<28} CPU {:>8.1} us   context switches {:>6.1}",
+            "  {:<28} {:>7.1} us {:>10.1} {:>9.1} us {:>10.1}",
             kind.label(),
-            per(cost.cpu_seconds * 1e6),
-            per(cost.context_switches as f64)
+            per(tack.cpu_seconds * 1e6),
+            per(tack.context_switches as f64),
+            per(relay.cpu_seconds * 1e6),
+            per(relay.context_switches as f64)
         );
     }
     println!(
         "notifications received: direct {}, via tack {} (tack sends the editor a diagnostics \
          set only when it changed)",
-        direct.client.notifications, via_tack.client.notifications
+        sides[Route::Direct.index()].client.notifications,
+        sides[Route::ViaTack.index()].client.notifications
     );
-    direct.client.shutdown().await?;
-    via_tack.client.shutdown().await?;
+    for side in sides {
+        side.client.shutdown().await?;
+    }
     Ok(())
 }
 
