@@ -40,6 +40,45 @@ pub struct ContentChange {
     pub text: String,
 }
 
+/// A place in a text: a line and a column counted in bytes from the line's start (what
+/// tree-sitter calls a point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BytePoint {
+    pub line: usize,
+    pub byte_column: usize,
+}
+
+/// Where one applied change fell, in the byte offsets and points of the text before it
+/// (`start`, `old_end`) and after it (`new_end`): what an incremental parser needs to follow
+/// the edit without looking at the text again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteEdit {
+    pub start_byte: usize,
+    pub old_end_byte: usize,
+    pub new_end_byte: usize,
+    pub start_point: BytePoint,
+    pub old_end_point: BytePoint,
+    pub new_end_point: BytePoint,
+}
+
+/// What a `didChange` did to a document's text, for whoever follows it incrementally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextEdits {
+    /// Every change had a range: where each fell, in order, each in the text the previous
+    /// ones left.
+    Ranges(Vec<ByteEdit>),
+    /// A change replaced the whole text.
+    Replaced,
+}
+
+/// A position found in a text.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    char: usize,
+    byte: usize,
+    point: BytePoint,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
     #[error("document {uri} is not open")]
@@ -70,19 +109,51 @@ impl Document {
     /// the last line means the end of the document, and a column in the middle of a
     /// surrogate pair means the start of that character.
     pub fn position_to_char(&self, position: Position) -> usize {
+        self.locate(position).char
+    }
+
+    /// Where a position (clamped as in [`Document::position_to_char`]) falls in the text:
+    /// char and byte offsets and its point. One line is looked up once; on a line of ASCII
+    /// text a UTF-16 column is its char and byte column, so nothing else is counted.
+    fn locate(&self, position: Position) -> Located {
         let line = position.line as usize;
-        if line >= self.text.len_lines() {
-            return self.text.len_chars();
+        let Some(slice) = self.text.get_line(line) else {
+            return self.locate_byte(self.text.len_bytes());
+        };
+        let line_start_char = self.text.line_to_char(line);
+        let line_start_byte = self.text.line_to_byte(line);
+        let content = slice.slice(..slice.len_chars() - line_break_chars(&slice));
+        let wanted = position.character as usize;
+        let (chars, bytes) = if content.len_bytes() == content.len_chars() {
+            let column = wanted.min(content.len_chars());
+            (column, column)
+        } else {
+            // Ropey maps a code unit inside a surrogate pair to the char that holds it.
+            let chars = content.utf16_cu_to_char(wanted.min(content.len_utf16_cu()));
+            (chars, content.char_to_byte(chars))
+        };
+        Located {
+            char: line_start_char + chars,
+            byte: line_start_byte + bytes,
+            point: BytePoint {
+                line,
+                byte_column: bytes,
+            },
         }
-        let line_start = self.text.line_to_char(line);
-        let line_end = self.line_content_end(line);
-        let line_start_utf16 = self.text.char_to_utf16_cu(line_start);
-        let line_end_utf16 = self.text.char_to_utf16_cu(line_end);
-        let target_utf16 = line_start_utf16
-            .saturating_add(position.character as usize)
-            .min(line_end_utf16);
-        // Ropey maps a code unit inside a surrogate pair to the char that holds it.
-        self.text.utf16_cu_to_char(target_utf16)
+    }
+
+    /// Where a byte offset (clamped to the text) falls; it must be a char boundary.
+    fn locate_byte(&self, byte: usize) -> Located {
+        let byte = byte.min(self.text.len_bytes());
+        let line = self.text.byte_to_line(byte);
+        Located {
+            char: self.text.byte_to_char(byte),
+            byte,
+            point: BytePoint {
+                line,
+                byte_column: byte - self.text.line_to_byte(line),
+            },
+        }
     }
 
     /// The position of a char index (clamped to the end of the document).
@@ -108,38 +179,61 @@ impl Document {
         self.text.len_lines()
     }
 
-    /// Applies one content change. A range whose end comes before its start is taken with
-    /// its ends swapped (and logged): the editor and the children see the same change, and
+    /// Applies one content change and says where it fell (`None` for a whole-text
+    /// replacement). A range whose end comes before its start is taken with its ends
+    /// swapped (and logged): the editor and the children see the same change, and
     /// refusing it would leave tack's text out of step with both.
-    pub fn apply_change(&mut self, change: &ContentChange) {
+    pub fn apply_change(&mut self, change: &ContentChange) -> Option<ByteEdit> {
         let Some(range) = change.range else {
             self.text = Rope::from_str(&change.text);
-            return;
+            return None;
         };
-        let mut start = self.position_to_char(range.start);
-        let mut end = self.position_to_char(range.end);
-        if end < start {
+        let mut start = self.locate(range.start);
+        // Typing inserts at one position: it is looked up once.
+        let mut end = if range.end == range.start {
+            start
+        } else {
+            self.locate(range.end)
+        };
+        if end.char < start.char {
             tracing::warn!(uri = %self.uri, ?range, "content change range ends before it starts; swapping its ends");
             std::mem::swap(&mut start, &mut end);
         }
-        self.text.remove(start..end);
-        self.text.insert(start, &change.text);
+        self.text.remove(start.char..end.char);
+        self.text.insert(start.char, &change.text);
+        let new_end_byte = start.byte + change.text.len();
+        // Text without a line break ends on the line it starts on, unless the edit joined a
+        // `\r` ending the line before to a `\n` after it (a start at column 0 past line 0).
+        let has_break = change.text.bytes().any(|b| b == b'\n' || b == b'\r');
+        let new_end_point = if has_break || (start.point.byte_column == 0 && start.point.line > 0) {
+            self.locate_byte(new_end_byte).point
+        } else {
+            BytePoint {
+                line: start.point.line,
+                byte_column: start.point.byte_column + change.text.len(),
+            }
+        };
+        Some(ByteEdit {
+            start_byte: start.byte,
+            old_end_byte: end.byte,
+            new_end_byte,
+            start_point: start.point,
+            old_end_point: end.point,
+            new_end_point,
+        })
     }
+}
 
-    /// The char index where the content of `line` ends, before its line break.
-    fn line_content_end(&self, line: usize) -> usize {
-        let next_line_start = self.text.line_to_char(line + 1);
-        let line_start = self.text.line_to_char(line);
-        let mut end = next_line_start;
-        if end > line_start && self.text.char(end - 1) == '\n' {
-            end -= 1;
-        }
-        if end > line_start && self.text.char(end - 1) == '\r' {
-            // A lone `\r`, or the `\r` of a `\r\n` whose `\n` was just stepped over.
-            // A `\r` right after a `\n` cannot be reached here: that `\n` ended the line.
-            end -= 1;
-        }
-        end
+/// How many chars of a line (as ropey slices it, break included) are its line break.
+fn line_break_chars(line: &ropey::RopeSlice<'_>) -> usize {
+    let len = line.len_chars();
+    match (
+        len.checked_sub(2).map(|i| line.char(i)),
+        len.checked_sub(1).map(|i| line.char(i)),
+    ) {
+        (Some('\r'), Some('\n')) => 2,
+        (_, Some('\n' | '\r')) => 1,
+        _ => 0,
     }
 }
 
@@ -168,24 +262,30 @@ impl DocumentStore {
         self.documents.insert(uri, document);
     }
 
-    /// Applies a `didChange`: the changes in order, then the new version.
+    /// Applies a `didChange`: the changes in order, then the new version; says where the
+    /// changes fell.
     pub fn change(
         &mut self,
         uri: &str,
         version: i32,
         changes: &[ContentChange],
-    ) -> Result<&Document, DocumentError> {
+    ) -> Result<TextEdits, DocumentError> {
         let document = self
             .documents
             .get_mut(uri)
             .ok_or_else(|| DocumentError::NotOpen {
                 uri: uri.to_owned(),
             })?;
+        let mut edits = Some(Vec::with_capacity(changes.len()));
         for change in changes {
-            document.apply_change(change);
+            let edit = document.apply_change(change);
+            match (&mut edits, edit) {
+                (Some(edits), Some(edit)) => edits.push(edit),
+                (slot, _) => *slot = None,
+            }
         }
         document.version = version;
-        Ok(document)
+        Ok(edits.map_or(TextEdits::Replaced, TextEdits::Ranges))
     }
 
     pub fn close(&mut self, uri: &str) -> Option<Document> {
@@ -351,7 +451,7 @@ mod tests {
         store.open("file:///a.py".into(), "python".into(), 1, "x = 1\n");
         store.open("file:///b.py".into(), "python".into(), 3, "");
         assert_eq!(store.len(), 2);
-        let changed = store
+        let edits = store
             .change(
                 "file:///a.py",
                 4,
@@ -361,6 +461,37 @@ mod tests {
                 ],
             )
             .unwrap();
+        let point = |line, byte_column| BytePoint { line, byte_column };
+        assert_eq!(
+            edits,
+            TextEdits::Ranges(vec![
+                ByteEdit {
+                    start_byte: 4,
+                    old_end_byte: 5,
+                    new_end_byte: 5,
+                    start_point: point(0, 4),
+                    old_end_point: point(0, 5),
+                    new_end_point: point(0, 5),
+                },
+                ByteEdit {
+                    start_byte: 6,
+                    old_end_byte: 6,
+                    new_end_byte: 12,
+                    start_point: point(1, 0),
+                    old_end_point: point(1, 0),
+                    new_end_point: point(2, 0),
+                },
+            ])
+        );
+        let whole = ContentChange {
+            range: None,
+            text: "x = 2\n".into(),
+        };
+        let after_whole = store
+            .change("file:///b.py", 4, &[edit(pos(0, 0), pos(0, 0), "#"), whole])
+            .unwrap();
+        assert_eq!(after_whole, TextEdits::Replaced);
+        let changed = store.get("file:///a.py").unwrap();
         assert_eq!(changed.version, 4);
         assert_eq!(changed.text_string(), "x = 2\ny = x\n");
         let error = store.change("file:///c.py", 2, &[]).unwrap_err();
@@ -465,6 +596,39 @@ mod tests {
         }
     }
 
+    /// Checks a change's `ByteEdit` against the texts before and after it: the replaced
+    /// bytes and the inserted ones are where it says, and its points are the (line, byte
+    /// column) of its offsets, lines numbered as ropey numbers them.
+    fn check_byte_edit(before: &str, after: &str, change: &ContentChange, edit: ByteEdit) {
+        let why = format!("{change:?} gave {edit:?}");
+        assert_eq!(before[..edit.start_byte], after[..edit.start_byte], "{why}");
+        assert_eq!(
+            &after[edit.start_byte..edit.new_end_byte],
+            change.text,
+            "{why}"
+        );
+        assert_eq!(
+            before[edit.old_end_byte..],
+            after[edit.new_end_byte..],
+            "{why}"
+        );
+        let point = |text: &str, byte: usize| {
+            let rope = Rope::from_str(text);
+            let line = rope.byte_to_line(byte);
+            BytePoint {
+                line,
+                byte_column: byte - rope.line_to_byte(line),
+            }
+        };
+        assert_eq!(edit.start_point, point(before, edit.start_byte), "{why}");
+        assert_eq!(
+            edit.old_end_point,
+            point(before, edit.old_end_byte),
+            "{why}"
+        );
+        assert_eq!(edit.new_end_point, point(after, edit.new_end_byte), "{why}");
+    }
+
     /// xorshift64*: deterministic, good enough to pick edits.
     struct Prng(u64);
 
@@ -503,11 +667,23 @@ mod tests {
                     let (start, end) = (random_position(&mut rng), random_position(&mut rng));
                     edit(start.min(end), start.max(end), &text)
                 };
+                let text_before = model.text();
                 model.apply(&change);
-                let document = store
+                let edits = store
                     .change("file:///r.txt", step, std::slice::from_ref(&change))
                     .unwrap();
+                let document = store.get("file:///r.txt").unwrap();
                 let expected = model.text();
+                match (&change.range, edits) {
+                    (None, TextEdits::Replaced) => {}
+                    (Some(_), TextEdits::Ranges(edits)) => {
+                        let [edit] = edits[..] else {
+                            panic!("one change, {edits:?}")
+                        };
+                        check_byte_edit(&text_before, &expected, &change, edit);
+                    }
+                    (range, edits) => panic!("{range:?} gave {edits:?}"),
+                }
                 assert_eq!(
                     document.text_string(),
                     expected,

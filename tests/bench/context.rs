@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tack::documents::{ContentChange, Document, Position, Range};
+use tack::documents::{ContentChange, Document, Position, Range, TextEdits};
 use tack::syntax::repo_map::Focus;
 use tack::syntax::{Language, MapOptions, OpenTrees, RepoIndex};
 
@@ -421,11 +421,10 @@ fn keystroke(index: &RepoIndex, root: &Path) -> (Duration, String) {
                 "x".to_owned()
             },
         };
-        let before = document.text.clone();
-        document.apply_change(&change);
+        let edits = TextEdits::Ranges(document.apply_change(&change).into_iter().collect());
         document.version += 1;
         let started = Instant::now();
-        trees.change(&before, std::slice::from_ref(&change), &document);
+        trees.change(&edits, &document);
         // The tree is edited on the change and reparsed when next asked for.
         let _ = trees.current(&document);
         times.push(started.elapsed());

@@ -124,15 +124,10 @@ impl Proxy {
         });
     }
 
-    /// After a `didChange`: `before` is the text before the changes.
-    pub(super) fn syntax_changed(
-        &mut self,
-        uri: &str,
-        before: Option<ropey::Rope>,
-        changes: &[crate::documents::ContentChange],
-    ) {
-        if let (Some(before), Some(document)) = (before, self.documents.get(uri)) {
-            self.syntax.trees.change(&before, changes, document);
+    /// After a `didChange`, with where the store says its changes fell.
+    pub(super) fn syntax_changed(&mut self, uri: &str, edits: &crate::documents::TextEdits) {
+        if let Some(document) = self.documents.get(uri) {
+            self.syntax.trees.change(edits, document);
         }
     }
 

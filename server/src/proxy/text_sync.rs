@@ -107,20 +107,19 @@ impl Proxy {
         };
         let uri = params.text_document.uri;
         let version = params.text_document.version;
-        let before = self.documents.get(&uri).map(|d| d.text.clone());
         let applied = match self
             .documents
             .change(&uri, version, &params.content_changes)
         {
-            Ok(_) => true,
+            Ok(edits) => {
+                self.syntax_changed(&uri, &edits);
+                true
+            }
             Err(error) => {
                 tracing::warn!(%error, uri, "didChange not applied to tack's copy");
                 false
             }
         };
-        if applied {
-            self.syntax_changed(&uri, before, &params.content_changes);
-        }
         self.share_buffer(&uri);
         if self.undraft(&uri) {
             return self.resend_full_text(&uri);

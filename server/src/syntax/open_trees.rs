@@ -11,7 +11,7 @@ use ropey::Rope;
 
 use super::tags::{self, FileTags};
 use super::{Language, SyntaxError};
-use crate::documents::{ContentChange, Document};
+use crate::documents::{ByteEdit, BytePoint, Document, TextEdits};
 
 /// One open document's tree.
 #[derive(Debug, Clone)]
@@ -75,9 +75,9 @@ impl OpenTrees {
         }
     }
 
-    /// Applies a `didChange` to the tree (see the module docs): `before` is the document's
-    /// text before `changes`, `document` the store's document after them.
-    pub fn change(&mut self, before: &Rope, changes: &[ContentChange], document: &Document) {
+    /// Follows a `didChange` in the tree (see the module docs): `edits` is where the
+    /// document store says the changes fell, `document` the store's document after them.
+    pub fn change(&mut self, edits: &TextEdits, document: &Document) {
         let Some(open) = self.trees.get_mut(&document.uri) else {
             return self.open(document);
         };
@@ -86,20 +86,12 @@ impl OpenTrees {
         if open.freshness == Freshness::Replaced {
             return;
         }
-        if changes.iter().any(|change| change.range.is_none()) {
+        let TextEdits::Ranges(edits) = edits else {
             open.freshness = Freshness::Replaced;
             return;
-        }
-        let mut replay = Document {
-            uri: document.uri.clone(),
-            language_id: document.language_id.clone(),
-            version: document.version,
-            text: before.clone(),
         };
-        for change in changes {
-            if let Some(edit) = input_edit(&mut replay, change) {
-                open.tree.edit(&edit);
-            }
+        for edit in edits {
+            open.tree.edit(&input_edit(edit));
         }
         open.freshness = Freshness::Edited;
     }
@@ -181,42 +173,18 @@ pub fn parse_rope(
     })
 }
 
-/// The tree-sitter edit one content change makes to `document`, which it then applies.
-/// `None` for a whole-text replacement (the tree is then parsed anew).
-fn input_edit(document: &mut Document, change: &ContentChange) -> Option<tree_sitter::InputEdit> {
-    let Some(range) = change.range else {
-        document.apply_change(change);
-        return None;
+/// The tree-sitter edit of where one change fell.
+fn input_edit(edit: &ByteEdit) -> tree_sitter::InputEdit {
+    let point = |point: BytePoint| tree_sitter::Point {
+        row: point.line,
+        column: point.byte_column,
     };
-    let mut start = document.position_to_char(range.start);
-    let mut end = document.position_to_char(range.end);
-    if end < start {
-        std::mem::swap(&mut start, &mut end);
-    }
-    let rope = &document.text;
-    let start_byte = rope.char_to_byte(start);
-    let old_end_byte = rope.char_to_byte(end);
-    let start_position = point_at(rope, start_byte);
-    let old_end_position = point_at(rope, old_end_byte);
-    document.apply_change(change);
-    let new_end_byte = start_byte + change.text.len();
-    let new_end_position = point_at(&document.text, new_end_byte);
-    Some(tree_sitter::InputEdit {
-        start_byte,
-        old_end_byte,
-        new_end_byte,
-        start_position,
-        old_end_position,
-        new_end_position,
-    })
-}
-
-/// The tree-sitter point (row, byte column) of a byte offset in a rope.
-fn point_at(rope: &Rope, byte: usize) -> tree_sitter::Point {
-    let byte = byte.min(rope.len_bytes());
-    let line = rope.byte_to_line(byte);
-    tree_sitter::Point {
-        row: line,
-        column: byte - rope.line_to_byte(line),
+    tree_sitter::InputEdit {
+        start_byte: edit.start_byte,
+        old_end_byte: edit.old_end_byte,
+        new_end_byte: edit.new_end_byte,
+        start_position: point(edit.start_point),
+        old_end_position: point(edit.old_end_point),
+        new_end_position: point(edit.new_end_point),
     }
 }

@@ -163,9 +163,40 @@ fn python_outline_has_methods_inside_classes() {
     )));
 }
 
+/// Every node of a tree with its byte range and start and end points, in document order.
+fn node_spans(
+    tree: &tree_sitter::Tree,
+) -> Vec<(
+    String,
+    std::ops::Range<usize>,
+    tree_sitter::Point,
+    tree_sitter::Point,
+)> {
+    let mut spans = Vec::new();
+    let mut cursor = tree.walk();
+    'walk: loop {
+        let node = cursor.node();
+        spans.push((
+            node.kind().to_owned(),
+            node.byte_range(),
+            node.start_position(),
+            node.end_position(),
+        ));
+        if cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+        }
+    }
+    spans
+}
+
 #[test]
 fn incremental_reparse_matches_a_fresh_parse() {
-    use crate::documents::{ContentChange, Document, Position, Range};
+    use crate::documents::{ContentChange, Document, Position, Range, TextEdits};
     let (_, text) = fixture("rust_app/src/store.rs");
     let mut document = Document::new("file:///w/store.rs".into(), "rust".into(), 1, &text);
     let mut trees = OpenTrees::new();
@@ -178,7 +209,7 @@ fn incremental_reparse_matches_a_fresh_parse() {
         .unwrap()
         .find("insert")
         .unwrap() as u32;
-    let changes = vec![
+    let changes = [
         ContentChange {
             range: Some(Range {
                 start: Position {
@@ -206,16 +237,18 @@ fn incremental_reparse_matches_a_fresh_parse() {
             text: "\nfn helper_é() -> u8 {\n    1\n}\n".into(),
         },
     ];
-    let before = document.text.clone();
-    for change in &changes {
-        document.apply_change(change);
-    }
+    let edits = changes
+        .iter()
+        .map(|change| document.apply_change(change).unwrap())
+        .collect();
     document.version = 2;
-    trees.change(&before, &changes, &document);
+    trees.change(&TextEdits::Ranges(edits), &document);
     let open = trees.current(&document).unwrap();
     assert_eq!(open.version, 2);
     let fresh = tags::parse(Language::Rust, document.text_string().as_bytes(), None).unwrap();
     assert_eq!(open.tree.root_node().to_sexp(), fresh.root_node().to_sexp());
+    // Every node sits where a fresh parse puts it: the edits' points were right.
+    assert_eq!(node_spans(&open.tree), node_spans(&fresh));
     let tags = trees.tags(&document).unwrap();
     let names: Vec<&str> = tags.symbols.iter().map(|s| s.name.as_str()).collect();
     assert!(
@@ -224,13 +257,12 @@ fn incremental_reparse_matches_a_fresh_parse() {
     );
     assert!(!names.contains(&"insert"));
     // A whole-text change parses anew.
-    let replaced = vec![ContentChange {
+    let replaced = ContentChange {
         range: None,
         text: "fn only() {}\n".into(),
-    }];
-    let before = document.text.clone();
-    document.apply_change(&replaced[0]);
-    trees.change(&before, &replaced, &document);
+    };
+    assert_eq!(document.apply_change(&replaced), None);
+    trees.change(&TextEdits::Replaced, &document);
     let tags = trees.tags(&document).unwrap();
     assert_eq!(tags.symbols.len(), 1);
     trees.close("file:///w/store.rs");
