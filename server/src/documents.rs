@@ -113,8 +113,8 @@ impl Document {
     }
 
     /// Where a position (clamped as in [`Document::position_to_char`]) falls in the text:
-    /// char and byte offsets and its point. One line is looked up once; on a line of ASCII
-    /// text a UTF-16 column is its char and byte column, so nothing else is counted.
+    /// char and byte offsets and its point, from the line's start and its slice. On a line
+    /// of ASCII text a UTF-16 column is its char and byte column, so nothing is counted.
     fn locate(&self, position: Position) -> Located {
         let line = position.line as usize;
         let Some(slice) = self.text.get_line(line) else {
@@ -276,16 +276,20 @@ impl DocumentStore {
             .ok_or_else(|| DocumentError::NotOpen {
                 uri: uri.to_owned(),
             })?;
-        let mut edits = Some(Vec::with_capacity(changes.len()));
+        let mut edits = Vec::with_capacity(changes.len());
+        let mut replaced = false;
         for change in changes {
-            let edit = document.apply_change(change);
-            match (&mut edits, edit) {
-                (Some(edits), Some(edit)) => edits.push(edit),
-                (slot, _) => *slot = None,
+            match document.apply_change(change) {
+                Some(edit) => edits.push(edit),
+                None => replaced = true,
             }
         }
         document.version = version;
-        Ok(edits.map_or(TextEdits::Replaced, TextEdits::Ranges))
+        Ok(if replaced {
+            TextEdits::Replaced
+        } else {
+            TextEdits::Ranges(edits)
+        })
     }
 
     pub fn close(&mut self, uri: &str) -> Option<Document> {
